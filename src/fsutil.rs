@@ -53,14 +53,33 @@ pub struct FileLock {
 }
 
 impl FileLock {
+    /// Waits for the exclusive lock.
     pub fn exclusive(path: &Path) -> io::Result<FileLock> {
+        Self::flock(path, libc::LOCK_EX).map(|l| l.expect("blocking flock always returns a lock"))
+    }
+
+    /// Waits for a shared lock: many holders at once, none while an exclusive one is held.
+    pub fn shared(path: &Path) -> io::Result<FileLock> {
+        Self::flock(path, libc::LOCK_SH).map(|l| l.expect("blocking flock always returns a lock"))
+    }
+
+    /// The exclusive lock if nobody holds any lock on `path` now, else `None`.
+    pub fn try_exclusive(path: &Path) -> io::Result<Option<FileLock>> {
+        Self::flock(path, libc::LOCK_EX | libc::LOCK_NB)
+    }
+
+    fn flock(path: &Path, op: libc::c_int) -> io::Result<Option<FileLock>> {
         let file = OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
         // SAFETY: flock on a valid, open fd owned by `file`; no memory is involved.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+        let rc = unsafe { libc::flock(file.as_raw_fd(), op) };
         if rc != 0 {
-            return Err(io::Error::last_os_error());
+            let err = io::Error::last_os_error();
+            if op & libc::LOCK_NB != 0 && err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+                return Ok(None);
+            }
+            return Err(err);
         }
-        Ok(FileLock { _file: file })
+        Ok(Some(FileLock { _file: file }))
     }
 }
 

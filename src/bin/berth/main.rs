@@ -1,0 +1,66 @@
+//! `berth`: the daemonless runtime CLI, with docker's grammar.
+//!
+//! This file only parses arguments and dispatches; the work happens in the `berth` library.
+//! Exit codes: 0 success, 1 a command failed (as docker's image commands do), 2 bad usage.
+
+mod images;
+mod pull;
+
+use berth::options::GlobalOptions;
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "berth", version, about = "A Linux container runtime", propagate_version = true)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalOptions,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Manage images.
+    #[command(subcommand)]
+    Image(images::ImageCommand),
+    /// List images (`berth image ls`).
+    Images(images::ListArgs),
+    /// Remove images (`berth image rm`).
+    Rmi(images::RemoveArgs),
+    /// Give an image another name (`berth image tag`).
+    Tag(images::TagArgs),
+    /// Load images from an OCI layout or a `docker save` archive (`berth image load`).
+    Load(images::LoadArgs),
+    /// Create an image from a filesystem tarball (`berth image import`).
+    Import(images::ImportArgs),
+    /// Pull an image from a registry.
+    Pull(pull::PullArgs),
+    /// Log in to a registry.
+    Login(pull::LoginArgs),
+    /// Log out from a registry.
+    Logout(pull::LogoutArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    cli.global.init_logging();
+    let result = match &cli.command {
+        Command::Image(cmd) => images::run(&cli.global, cmd),
+        Command::Images(a) => images::list(&cli.global, a),
+        Command::Rmi(a) => images::remove(&cli.global, a),
+        Command::Tag(a) => images::tag(&cli.global, a),
+        Command::Load(a) => images::load(&cli.global, a),
+        Command::Import(a) => images::import(&cli.global, a),
+        Command::Pull(a) => pull::run_pull(&cli.global, a),
+        Command::Login(a) => pull::run_login(&cli.global, a),
+        Command::Logout(a) => pull::run_logout(&cli.global, a),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(e) => {
+            eprintln!("berth: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
