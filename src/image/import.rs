@@ -12,8 +12,8 @@ use std::io::Read;
 /// `--change` Dockerfile instructions limited to CMD, ENTRYPOINT, ENV, WORKDIR and USER, already
 /// parsed into config keys by the caller.
 pub fn import<R: Read>(store: &Store, input: R, name: Option<&Reference>, config_extra: serde_json::Value) -> Result<ImageRecord> {
-    let _ingest = store.ingest_guard()?;
-    let (_layer, outcome) = store.add_layer_unverified(input)?;
+    let ingest = store.begin_ingest()?;
+    let (_layer, outcome) = ingest.add_layer_unverified(input)?;
     let platform = Platform::host();
     let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let config = json!({
@@ -45,5 +45,5 @@ pub fn import<R: Read>(store: &Store, input: R, name: Option<&Reference>, config
         added: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     };
     let tags: Vec<Reference> = name.cloned().into_iter().collect();
-    store.commit_image(record, &config_bytes, Some(&manifest_bytes), &tags)
+    ingest.commit_image(record, &config_bytes, Some(&manifest_bytes), &tags)
 }

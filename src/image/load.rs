@@ -8,7 +8,7 @@
 use super::digest::Digest;
 use super::manifest::{self, ConfigSummary, Descriptor, ManifestKind, Platform, MAX_METADATA_BYTES};
 use super::reference::Reference;
-use super::store::{ImageRecord, IoContext, LayerRef, Result, Staging, Store, StoreError};
+use super::store::{ImageRecord, Ingest, IoContext, LayerRef, Result, Staging, Store, StoreError};
 use serde::Deserialize;
 use std::fs::{self, File};
 use std::io::{self, Read};
@@ -49,21 +49,21 @@ fn invalid(path: &Path, reason: impl Into<String>) -> LoadError {
 /// Loads every image found at `input` (a directory or a tar file) into `store`.
 pub fn load(store: &Store, input: &Path, opts: &LoadOptions) -> Result<Vec<Loaded>, LoadError> {
     let meta = fs::metadata(input).map_err(|e| invalid(input, format!("cannot read it: {e}")))?;
-    let _ingest = store.ingest_guard()?;
+    let ingest = store.begin_ingest()?;
     if meta.is_dir() {
-        load_dir(store, input, input, opts)
+        load_dir(&ingest, input, input, opts)
     } else {
         let staging = store.staging()?;
         spool_tar(input, &staging)?;
-        load_dir(store, staging.path(), input, opts)
+        load_dir(&ingest, staging.path(), input, opts)
     }
 }
 
-fn load_dir(store: &Store, dir: &Path, shown: &Path, opts: &LoadOptions) -> Result<Vec<Loaded>, LoadError> {
+fn load_dir(ingest: &Ingest, dir: &Path, shown: &Path, opts: &LoadOptions) -> Result<Vec<Loaded>, LoadError> {
     if dir.join("index.json").is_file() {
-        OciLayout { dir, shown, store, opts }.load()
+        OciLayout { dir, shown, ingest, opts }.load()
     } else if dir.join("manifest.json").is_file() {
-        load_docker_save(store, dir, shown, opts)
+        load_docker_save(ingest, dir, shown, opts)
     } else {
         Err(invalid(
             shown,
@@ -179,7 +179,7 @@ fn now() -> String {
 struct OciLayout<'a> {
     dir: &'a Path,
     shown: &'a Path,
-    store: &'a Store,
+    ingest: &'a Ingest,
     opts: &'a LoadOptions,
 }
 
@@ -281,10 +281,10 @@ impl OciLayout<'_> {
         }
         let mut layers = Vec::new();
         for (layer, diff_id) in m.layers.iter().zip(&config.rootfs.diff_ids) {
-            if !self.store.has_layer(diff_id) {
+            if !self.ingest.store().has_layer(diff_id) {
                 let path = self.blob(&layer.digest);
                 let file = File::open(&path).map_err(|e| invalid(&path, format!("layer blob missing from the layout: {e}")))?;
-                self.store.add_layer(file, diff_id, Some((&layer.digest, layer.size)))?;
+                self.ingest.add_layer(file, diff_id, Some((&layer.digest, layer.size)))?;
             }
             layers.push(LayerRef { diff_id: diff_id.clone(), blob: Some(layer.digest.clone()), media_type: layer.media_type.clone() });
         }
@@ -298,7 +298,7 @@ impl OciLayout<'_> {
             created: config.created,
             added: now(),
         };
-        let record = self.store.commit_image(record, &config_bytes, Some(manifest_bytes), tags)?;
+        let record = self.ingest.commit_image(record, &config_bytes, Some(manifest_bytes), tags)?;
         Ok(record.id)
     }
 }
@@ -324,7 +324,7 @@ struct DockerSaveEntry {
     layers: Vec<String>,
 }
 
-fn load_docker_save(store: &Store, dir: &Path, shown: &Path, opts: &LoadOptions) -> Result<Vec<Loaded>, LoadError> {
+fn load_docker_save(ingest: &Ingest, dir: &Path, shown: &Path, opts: &LoadOptions) -> Result<Vec<Loaded>, LoadError> {
     let manifest_path = dir.join("manifest.json");
     let entries: Vec<DockerSaveEntry> = serde_json::from_slice(&read_small(&manifest_path)?)
         .map_err(|e| invalid(shown, format!("malformed manifest.json: {e}")))?;
@@ -350,11 +350,11 @@ fn load_docker_save(store: &Store, dir: &Path, shown: &Path, opts: &LoadOptions)
         }
         let mut layers = Vec::new();
         for (file, diff_id) in entry.layers.iter().zip(&config.rootfs.diff_ids) {
-            if !store.has_layer(diff_id) {
+            if !ingest.store().has_layer(diff_id) {
                 let path = inside(file)?;
                 let f = File::open(&path).map_err(|e| invalid(&path, format!("layer missing from the archive: {e}")))?;
                 // The diff id from the config is the check: a docker save layer is the tar itself.
-                store.add_layer(f, diff_id, None)?;
+                ingest.add_layer(f, diff_id, None)?;
             }
             layers.push(LayerRef { diff_id: diff_id.clone(), blob: None, media_type: manifest::OCI_LAYER_TAR.into() });
         }
@@ -377,7 +377,7 @@ fn load_docker_save(store: &Store, dir: &Path, shown: &Path, opts: &LoadOptions)
             created: config.created,
             added: now(),
         };
-        let record = store.commit_image(record, &config_bytes, None, &tags)?;
+        let record = ingest.commit_image(record, &config_bytes, None, &tags)?;
         loaded.push(Loaded { id: record.id, tags });
     }
     Ok(loaded)

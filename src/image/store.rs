@@ -31,6 +31,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -317,7 +318,7 @@ impl Store {
         if &outcome.diff_id != diff_id {
             return Err(StoreError::DiffIdMismatch { expected: diff_id.clone(), actual: outcome.diff_id });
         }
-        self.publish_layer(staging, diff_id, outcome.size)
+        self.publish_layer(staging, diff_id, outcome.size).map(|(info, _)| info)
     }
 
     /// Unpacks a layer whose digests are not known in advance (`image import`), and returns
@@ -327,7 +328,7 @@ impl Store {
         if self.has_layer(&outcome.diff_id) {
             return Ok((self.layer_info(&outcome.diff_id)?, outcome));
         }
-        let info = self.publish_layer(staging, &outcome.diff_id, outcome.size)?;
+        let (info, _) = self.publish_layer(staging, &outcome.diff_id, outcome.size)?;
         Ok((info, outcome))
     }
 
@@ -340,8 +341,9 @@ impl Store {
         Ok((staging, outcome))
     }
 
-    /// Moves a verified, unpacked layer from staging into place and links it.
-    fn publish_layer(&self, staging: Staging, diff_id: &Digest, size: u64) -> Result<LayerInfo> {
+    /// Moves a verified, unpacked layer from staging into place and links it. The flag says
+    /// whether this call published it (false: a concurrent ingest got there first).
+    fn publish_layer(&self, staging: Staging, diff_id: &Digest, size: u64) -> Result<(LayerInfo, bool)> {
         let info = LayerInfo { diff_id: diff_id.clone(), size, link: new_link_id() };
         let meta = staging.path().join("layer.json");
         fsutil::write_json_atomic(&meta, &info).at(&meta)?;
@@ -351,12 +353,53 @@ impl Store {
             // Another load or pull finished the same layer first: theirs is as good as ours.
             Err(e) if dest.join("layer.json").is_file() => {
                 tracing::debug!("layer {diff_id} appeared concurrently ({e}); using the existing one");
-                return self.layer_info(diff_id);
+                return Ok((self.layer_info(diff_id)?, false));
             }
             Err(e) => return Err(StoreError::Io { path: dest, source: e }),
         }
         self.layer_link(diff_id)?;
-        Ok(info)
+        Ok((info, true))
+    }
+
+    /// Starts a load, pull or import: layers it adds are removed again unless it commits.
+    pub fn begin_ingest(&self) -> Result<Ingest> {
+        Ok(Ingest {
+            store: self.clone(),
+            _guard: self.ingest_guard()?,
+            added: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Removes layers that a failed ingest published, unless an image record uses them by now.
+    fn discard_layers(&self, layers: &[Digest]) -> Result<()> {
+        let _lock = self.lock()?;
+        let live = self.referenced_layers()?;
+        for diff_id in layers.iter().filter(|d| !live.contains(d.hex())) {
+            self.remove_layer(diff_id)?;
+        }
+        Ok(())
+    }
+
+    fn remove_layer(&self, diff_id: &Digest) -> Result<()> {
+        if let Ok(info) = self.layer_info(diff_id) {
+            let _ = fs::remove_file(self.layers_dir().join("l").join(&info.link));
+        }
+        let dir = self.layer_root(diff_id);
+        // Unpublish first (one rename), so a crash mid-delete leaves no half layer listed.
+        let doomed = self.tmp_dir().join(format!("{}-rm-{}", std::process::id(), fsutil::random_suffix()));
+        match fs::rename(&dir, &doomed) {
+            Ok(()) => fsutil::remove_dir_all_if_exists(&doomed).at(&doomed),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::Io { path: dir, source: e }),
+        }
+    }
+
+    fn referenced_layers(&self) -> Result<BTreeSet<String>> {
+        let mut live = BTreeSet::new();
+        for id in self.image_ids()? {
+            live.extend(self.image(&id)?.layers.iter().map(|l| l.diff_id.hex().to_string()));
+        }
+        Ok(live)
     }
 
     /// Directories of an image's layers, bottom-most first.
@@ -659,10 +702,10 @@ impl Store {
             if name == "l" || live_layers.contains(&name) {
                 continue;
             }
-            if let Ok(info) = self.layer_info(&Digest::from_hex(&name)?) {
-                let _ = fs::remove_file(layers.join("l").join(&info.link));
+            match Digest::from_hex(&name) {
+                Ok(d) => self.remove_layer(&d)?,
+                Err(_) => tracing::warn!("ignoring unexpected entry {} in the layer store", entry.path().display()),
             }
-            fsutil::remove_dir_all_if_exists(&entry.path()).at(&entry.path())?;
         }
         let blobs = self.blobs_dir();
         for entry in fs::read_dir(&blobs).at(&blobs)?.flatten() {
@@ -672,6 +715,61 @@ impl Store {
             }
         }
         Ok(())
+    }
+}
+
+/// One load, pull or import in progress. It holds the ingest lock (so garbage collection leaves
+/// its layers alone), records the layers it publishes, and when dropped removes those that no
+/// committed image uses: a failed ingest leaves the store as it found it.
+pub struct Ingest {
+    store: Store,
+    _guard: FileLock,
+    added: Mutex<Vec<Digest>>,
+}
+
+impl Ingest {
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// [`Store::add_layer`], remembering a layer this ingest published. Safe to call from
+    /// several threads at once.
+    pub fn add_layer<R: Read>(&self, input: R, diff_id: &Digest, expected_blob: Option<(&Digest, u64)>) -> Result<LayerInfo> {
+        let existed = self.store.has_layer(diff_id);
+        let info = self.store.add_layer(input, diff_id, expected_blob)?;
+        if !existed {
+            self.remember(diff_id);
+        }
+        Ok(info)
+    }
+
+    /// [`Store::add_layer_unverified`], remembering a layer this ingest published.
+    pub fn add_layer_unverified<R: Read>(&self, input: R) -> Result<(LayerInfo, UnpackOutcome)> {
+        let (info, outcome) = self.store.add_layer_unverified(input)?;
+        self.remember(&outcome.diff_id);
+        Ok((info, outcome))
+    }
+
+    fn remember(&self, diff_id: &Digest) {
+        if let Ok(mut added) = self.added.lock() {
+            added.push(diff_id.clone());
+        }
+    }
+
+    /// [`Store::commit_image`]: from here on the image's layers are referenced and stay.
+    pub fn commit_image(&self, record: ImageRecord, config: &[u8], manifest: Option<&[u8]>, tags: &[Reference]) -> Result<ImageRecord> {
+        self.store.commit_image(record, config, manifest, tags)
+    }
+}
+
+impl Drop for Ingest {
+    fn drop(&mut self) {
+        let added = self.added.get_mut().map(std::mem::take).unwrap_or_default();
+        if !added.is_empty() {
+            if let Err(e) = self.store.discard_layers(&added) {
+                tracing::warn!("could not remove the layers of a failed load: {e}; `berth image prune` will");
+            }
+        }
     }
 }
 

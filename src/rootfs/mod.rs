@@ -128,6 +128,12 @@ pub enum RootfsError {
     DirMissing { role: &'static str, path: PathBuf },
     #[error("{role} {} is not a directory", .path.display())]
     NotADirectory { role: &'static str, path: PathBuf },
+    #[error("overlay upper dir {} and work dir {} must be siblings on one mount, but {why}: put both under one directory", .upper.display(), .work.display())]
+    UpperWorkApart {
+        upper: PathBuf,
+        work: PathBuf,
+        why: &'static str,
+    },
     #[error(
         "overlay mount options for {} take {len} bytes but mount(2) accepts at most {max}: \
          {layers} layers are too many for this kernel's option page (Linux 6.13+ passes layers \

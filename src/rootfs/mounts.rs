@@ -71,7 +71,7 @@ fn table_path(path: &Path) -> PathBuf {
 pub(crate) fn is_mount_point(path: &Path) -> bool {
     let path = table_path(path);
     match mount_points() {
-        Ok(points) => points.iter().any(|p| *p == path),
+        Ok(points) => points.contains(&path),
         Err(_) => {
             let parent = path.parent().unwrap_or(Path::new("/"));
             match (fs::metadata(&path), fs::metadata(parent)) {

@@ -49,7 +49,7 @@
 
 use super::{check_dir, DirRole, LowerLayers, RootfsError};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
-use rustix::fs::{openat, Mode, OFlags, CWD};
+use rustix::fs::{openat, statx, AtFlags, Mode, OFlags, StatxFlags, CWD};
 use rustix::io::Errno;
 use rustix::mount::{
     fsconfig_create, fsconfig_set_fd, fsconfig_set_string, fsmount, fsopen, mount2, move_mount,
@@ -105,6 +105,7 @@ pub fn mount_overlay_with(
     check_dir(&upper, DirRole::Upper)?;
     check_dir(&work, DirRole::Work)?;
     check_dir(&target, DirRole::Target)?;
+    check_upper_work(&upper, &work)?;
     let options = Options::detect();
     match api {
         MountApi::Legacy => mount_legacy(&options, lowers, &upper, &work, &target),
@@ -137,6 +138,34 @@ pub fn mount_overlay_with(
 
 fn absolute(path: &Path) -> Result<PathBuf, RootfsError> {
     std::path::absolute(path).map_err(|e| RootfsError::io("cannot make absolute", path, e))
+}
+
+/// What overlayfs would refuse about upper and work, checked here because the kernel says why
+/// only in its log (pr_err), never to the caller.
+fn check_upper_work(upper: &Path, work: &Path) -> Result<(), RootfsError> {
+    let apart = |why: &'static str| RootfsError::UpperWorkApart {
+        upper: upper.to_path_buf(),
+        work: work.to_path_buf(),
+        why,
+    };
+    if upper.starts_with(work) || work.starts_with(upper) {
+        return Err(apart("one is inside the other"));
+    }
+    // "Same mount", not just same filesystem: a bind mount of the same fs is refused too.
+    let id = |p: &Path| -> Result<(u64, bool), RootfsError> {
+        let st = statx(CWD, p, AtFlags::empty(), StatxFlags::MNT_ID)
+            .map_err(|e| RootfsError::io("cannot inspect", p, e.into()))?;
+        if st.stx_mask & StatxFlags::MNT_ID.bits() != 0 {
+            Ok((st.stx_mnt_id, true))
+        } else {
+            let dev = (u64::from(st.stx_dev_major) << 32) | u64::from(st.stx_dev_minor);
+            Ok((dev, false))
+        }
+    };
+    if id(upper)? != id(work)? {
+        return Err(apart("they are on different mounts"));
+    }
+    Ok(())
 }
 
 fn with_prefix(prefix: &str, s: &str) -> String {
@@ -332,7 +361,8 @@ enum FdOutcome {
     Unsupported(String),
 }
 
-/// Directory fds for `fsconfig`: not O_PATH, which `FSCONFIG_SET_FD` does not accept.
+/// Directory fds for `fsconfig`. O_RDONLY rather than O_PATH: 6.18 takes O_PATH fds too, but a
+/// plain read-only fd is what every kernel with layer fds accepts, and root can always read.
 fn dir_flags() -> OFlags {
     OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC
 }
@@ -368,6 +398,16 @@ fn mount_fds(
         Err(e) => return Err(mount_error(target, e, &[], false)),
     };
     let fail = |e: Errno| mount_error(target, e, &kernel_messages(fs.as_fd()), false);
+    // fsopen loaded the module if it was not yet: choose from what it really supports.
+    let detected;
+    let options = if options.assumed {
+        detected = Options::detect();
+        &detected
+    } else {
+        options
+    };
+    // What mountinfo and findmnt show as the source, as with mount(2) (else "none").
+    fsconfig_set_string(fs.as_fd(), "source", "overlay").map_err(fail)?;
     for (k, v) in &options.pairs {
         fsconfig_set_string(fs.as_fd(), *k, *v).map_err(fail)?;
     }
@@ -446,14 +486,11 @@ fn mount_error(target: &Path, e: Errno, kernel: &[String], legacy: bool) -> Root
     }
     let hint = match e {
         Errno::PERM | Errno::ACCESS => "mounting needs CAP_SYS_ADMIN; run berth as root",
-        Errno::INVAL if legacy => {
-            "overlayfs refused the options; upper and work must share one filesystem with xattrs \
-             and d_type (not overlayfs or NFS), layers must not be overlay mounts; \
-             `dmesg | grep overlayfs` has the reason"
-        }
-        Errno::INVAL if kernel.is_empty() => {
-            "overlayfs refused the options; upper and work must share one filesystem with xattrs \
-             and d_type (not overlayfs or NFS), layers must not be overlay mounts"
+        // Most of overlayfs' reasons go to the kernel log only, whichever API is used.
+        Errno::INVAL if legacy || kernel.is_empty() => {
+            "overlayfs refused the mount; upper and work must be on a filesystem with xattrs \
+             and d_type (not overlayfs or NFS), layers must not be overlay mounts too deep to \
+             stack; `dmesg | grep overlayfs` has the reason"
         }
         Errno::BUSY => {
             "the upper or work directory is in use by another overlay mount; unmount it first"

@@ -141,36 +141,33 @@ pub fn list(g: &GlobalOptions, a: &ListArgs) -> Result<i32> {
         });
     }
     let mut out = io::stdout().lock();
-    if a.quiet {
-        for i in &images {
-            let id = if a.no_trunc { i.record.id.to_string() } else { i.record.id.short().to_string() };
-            writeln!(out, "{id}")?;
-        }
+    if let Format::Json = a.format {
+        let rows: Vec<Value> = images.iter().map(summary_json).collect();
+        serde_json::to_writer_pretty(&mut out, &rows)?;
+        writeln!(out)?;
         return Ok(0);
     }
-    match a.format {
-        Format::Json => {
-            let rows: Vec<Value> = images.iter().map(summary_json).collect();
-            serde_json::to_writer_pretty(&mut out, &rows)?;
-            writeln!(out)?;
+    // One row per tag (an untagged image gets one `<none>` row), as docker lists them.
+    let mut rows = vec![["REPOSITORY".to_string(), "TAG".into(), "IMAGE ID".into(), "CREATED".into(), "SIZE".into()]];
+    for i in &images {
+        let id = if a.no_trunc { i.record.id.to_string() } else { i.record.id.short().to_string() };
+        let created = i.record.created.as_deref().map(human_age).unwrap_or_else(|| "N/A".into());
+        let size = human_size(i.size);
+        let names: Vec<(String, String)> = if i.tags.is_empty() {
+            vec![("<none>".into(), "<none>".into())]
+        } else {
+            i.tags.iter().map(|t| split_tag(t)).collect()
+        };
+        for (repo, tag) in names {
+            rows.push([repo, tag, id.clone(), created.clone(), size.clone()]);
         }
-        Format::Table => {
-            let mut rows = vec![["REPOSITORY".to_string(), "TAG".into(), "IMAGE ID".into(), "CREATED".into(), "SIZE".into()]];
-            for i in &images {
-                let id = if a.no_trunc { i.record.id.to_string() } else { i.record.id.short().to_string() };
-                let created = i.record.created.as_deref().map(human_age).unwrap_or_else(|| "N/A".into());
-                let size = human_size(i.size);
-                let names: Vec<(String, String)> = if i.tags.is_empty() {
-                    vec![("<none>".into(), "<none>".into())]
-                } else {
-                    i.tags.iter().map(|t| split_tag(t)).collect()
-                };
-                for (repo, tag) in names {
-                    rows.push([repo, tag, id.clone(), created.clone(), size.clone()]);
-                }
-            }
-            print_table(&mut out, &rows)?;
+    }
+    if a.quiet {
+        for row in &rows[1..] {
+            writeln!(out, "{}", row[2])?;
         }
+    } else {
+        print_table(&mut out, &rows)?;
     }
     Ok(0)
 }

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# install-deps.sh: the Debian packages berth's build, tests and benchmarks use. Idempotent.
+set -euo pipefail
+pkgs=(
+    busybox-static   # the built-in default image (scripts/mk-busybox-image.sh)
+    skopeo           # pushes test images into the local registry
+    docker-registry  # a real OCI distribution registry on 127.0.0.1 for pull tests
+    apache2-utils    # htpasswd, for the registry's basic-auth test
+    umoci            # the unpack benchmark's yardstick
+    hyperfine        # benchmarks
+    jq curl ca-certificates
+)
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # Services the packages ship (docker-registry) must not start: tests run their own.
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+        trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

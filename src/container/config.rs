@@ -1,0 +1,373 @@
+//! The resolved container configuration: the image's config merged with the flags of
+//! `berth run`/`create`, with docker's rules.
+
+use serde::{Deserialize, Serialize};
+
+/// `PATH` when neither the image nor `-e` sets one (docker's default).
+pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("no command specified: the image has no Entrypoint or Cmd; give one after the image name")]
+    NoCommand,
+    #[error("the working directory {0:?} is invalid: it needs to be an absolute path")]
+    RelativeWorkdir(String),
+    #[error("invalid environment variable {0:?}: use KEY=VALUE with a non-empty KEY and no NUL byte")]
+    InvalidEnv(String),
+    #[error("invalid hostname {0:?}: use at most 64 letters, digits, `-` and `.`")]
+    InvalidHostname(String),
+    #[error("invalid user {0:?}: use uid[:gid] or name[:group], e.g. 1000:1000 or nobody")]
+    InvalidUser(String),
+    #[error("invalid {what} {value:?}: it contains a NUL byte")]
+    Nul { what: &'static str, value: String },
+    #[error("cannot parse the image config: {0}; the image is corrupt, pull or load it again")]
+    ImageConfig(serde_json::Error),
+}
+
+/// Which network namespace the container gets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkMode {
+    /// Its own network namespace with only a loopback interface (the default until `berthd`
+    /// brings bridge networks).
+    #[default]
+    None,
+    /// The host's network namespace.
+    Host,
+}
+
+impl NetworkMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NetworkMode::None => "none",
+            NetworkMode::Host => "host",
+        }
+    }
+}
+
+/// The parts of a docker/OCI image config the runtime uses (`config` in the config blob).
+/// Every field may be missing or null in real images.
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct ImageConfig {
+    #[serde(rename = "Entrypoint", default)]
+    pub entrypoint: Option<Vec<String>>,
+    #[serde(rename = "Cmd", default)]
+    pub cmd: Option<Vec<String>>,
+    #[serde(rename = "Env", default)]
+    pub env: Option<Vec<String>>,
+    #[serde(rename = "WorkingDir", default)]
+    pub working_dir: Option<String>,
+    #[serde(rename = "User", default)]
+    pub user: Option<String>,
+    #[serde(rename = "StopSignal", default)]
+    pub stop_signal: Option<String>,
+}
+
+impl ImageConfig {
+    /// Parses the `config` object out of an image config blob.
+    pub fn from_blob(blob: &[u8]) -> Result<ImageConfig, ConfigError> {
+        #[derive(Deserialize)]
+        struct Blob {
+            #[serde(default)]
+            config: Option<ImageConfig>,
+        }
+        let blob: Blob = serde_json::from_slice(blob).map_err(ConfigError::ImageConfig)?;
+        Ok(blob.config.unwrap_or_default())
+    }
+}
+
+/// The flags of `berth run` / `berth create` that shape the container.
+#[derive(Debug, Default, Clone)]
+pub struct CreateOptions {
+    /// The image as the user named it.
+    pub image: String,
+    /// Arguments after the image name (replace the image's Cmd).
+    pub args: Vec<String>,
+    pub name: Option<String>,
+    /// `-e KEY=VALUE` (or `-e KEY`: the host's value, if it has one).
+    pub env: Vec<String>,
+    pub workdir: Option<String>,
+    pub hostname: Option<String>,
+    /// `--entrypoint`: replaces the image's Entrypoint and clears its Cmd; `""` clears both.
+    pub entrypoint: Option<String>,
+    pub network: NetworkMode,
+    pub user: Option<String>,
+    /// `--rm`.
+    pub auto_remove: bool,
+}
+
+/// The container's configuration as stored in its record.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ContainerConfig {
+    pub hostname: String,
+    /// `uid[:gid]` or `name[:group]`, resolved inside the container when it starts ("" = root).
+    pub user: String,
+    pub env: Vec<String>,
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
+    pub working_dir: String,
+    /// The image as the user named it.
+    pub image: String,
+    pub network: NetworkMode,
+    pub stop_signal: Option<String>,
+    pub auto_remove: bool,
+}
+
+impl ContainerConfig {
+    /// Merges `image` with `opts` for the container `id`. `host_env` looks up `-e KEY` values.
+    pub fn resolve(
+        image: &ImageConfig,
+        opts: &CreateOptions,
+        id: &str,
+        host_env: impl Fn(&str) -> Option<String>,
+    ) -> Result<ContainerConfig, ConfigError> {
+        let (entrypoint, cmd) = match &opts.entrypoint {
+            Some(e) if e.is_empty() => (Vec::new(), opts.args.clone()),
+            Some(e) => (vec![e.clone()], opts.args.clone()),
+            None => {
+                let cmd = if opts.args.is_empty() {
+                    image.cmd.clone().unwrap_or_default()
+                } else {
+                    opts.args.clone()
+                };
+                (image.entrypoint.clone().unwrap_or_default(), cmd)
+            }
+        };
+        if entrypoint.is_empty() && cmd.is_empty() {
+            return Err(ConfigError::NoCommand);
+        }
+        for arg in entrypoint.iter().chain(&cmd) {
+            no_nul("argument", arg)?;
+        }
+
+        let working_dir = match (&opts.workdir, &image.working_dir) {
+            (Some(w), _) => w.clone(),
+            (None, Some(w)) if !w.is_empty() => w.clone(),
+            _ => "/".to_string(),
+        };
+        if !working_dir.starts_with('/') {
+            return Err(ConfigError::RelativeWorkdir(working_dir));
+        }
+        no_nul("working directory", &working_dir)?;
+
+        let hostname = match &opts.hostname {
+            Some(h) => h.clone(),
+            None => super::id::short(id).to_string(),
+        };
+        validate_hostname(&hostname)?;
+
+        let user = opts
+            .user
+            .clone()
+            .or_else(|| image.user.clone())
+            .unwrap_or_default();
+        if !user.is_empty() {
+            UserSpec::parse(&user)?;
+        }
+
+        let mut env: Vec<String> = Vec::new();
+        set_env(&mut env, format!("HOSTNAME={hostname}"))?;
+        for e in image.env.iter().flatten() {
+            set_env(&mut env, e.clone())?;
+        }
+        for e in &opts.env {
+            if e.contains('=') {
+                set_env(&mut env, e.clone())?;
+            } else if let Some(v) = host_env(e) {
+                set_env(&mut env, format!("{e}={v}"))?;
+            } else if e.is_empty() {
+                return Err(ConfigError::InvalidEnv(e.clone()));
+            }
+        }
+        if !env.iter().any(|e| e.starts_with("PATH=")) {
+            env.push(DEFAULT_PATH.to_string());
+        }
+
+        Ok(ContainerConfig {
+            hostname,
+            user,
+            env,
+            entrypoint,
+            cmd,
+            working_dir,
+            image: opts.image.clone(),
+            network: opts.network,
+            stop_signal: image.stop_signal.clone(),
+            auto_remove: opts.auto_remove,
+        })
+    }
+
+    /// The process's argv: Entrypoint followed by Cmd.
+    pub fn argv(&self) -> Vec<String> {
+        self.entrypoint.iter().chain(&self.cmd).cloned().collect()
+    }
+}
+
+fn no_nul(what: &'static str, value: &str) -> Result<(), ConfigError> {
+    if value.contains('\0') {
+        return Err(ConfigError::Nul {
+            what,
+            value: value.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Sets `KEY=VALUE` in `env`, replacing an earlier value of KEY.
+fn set_env(env: &mut Vec<String>, entry: String) -> Result<(), ConfigError> {
+    let key = match entry.split_once('=') {
+        Some((k, _)) if !k.is_empty() && !entry.contains('\0') => k.to_string(),
+        _ => return Err(ConfigError::InvalidEnv(entry)),
+    };
+    let prefix = format!("{key}=");
+    env.retain(|e| !e.starts_with(&prefix));
+    env.push(entry);
+    Ok(())
+}
+
+fn validate_hostname(h: &str) -> Result<(), ConfigError> {
+    let ok = !h.is_empty()
+        && h.len() <= 64
+        && h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        && !h.starts_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::InvalidHostname(h.to_string()))
+    }
+}
+
+/// One half of a user spec: a number or a name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdOrName {
+    Id(u32),
+    Name(String),
+}
+
+/// A parsed `-u` / image `User`: `uid`, `uid:gid`, `name`, `name:group` (mixes allowed).
+///
+/// Parsed strictly: crun's CVE-2026-30892 ran `exec -u` processes as the wrong user after a
+/// lenient parse. Numbers are decimal without sign and below 2^32-1 (`(uid_t)-1` means "no
+/// change" to setresuid, so it is refused); names use the characters shadow-utils allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSpec {
+    pub user: IdOrName,
+    pub group: Option<IdOrName>,
+}
+
+impl UserSpec {
+    pub fn parse(spec: &str) -> Result<UserSpec, ConfigError> {
+        let bad = || ConfigError::InvalidUser(spec.to_string());
+        let (user, group) = match spec.split_once(':') {
+            Some((u, g)) => (u, Some(g)),
+            None => (spec, None),
+        };
+        let part = |s: &str| -> Result<IdOrName, ConfigError> {
+            if s.is_empty() || s.len() > 32 {
+                return Err(bad());
+            }
+            if s.bytes().all(|b| b.is_ascii_digit()) {
+                let n: u32 = s.parse().map_err(|_| bad())?;
+                if n == u32::MAX {
+                    return Err(bad());
+                }
+                return Ok(IdOrName::Id(n));
+            }
+            let valid = s.bytes().enumerate().all(|(i, b)| {
+                b.is_ascii_alphanumeric()
+                    || b == b'_'
+                    || (i > 0 && (b == b'-' || b == b'.'))
+                    || (b == b'$' && i == s.len() - 1)
+            });
+            if !valid {
+                return Err(bad());
+            }
+            Ok(IdOrName::Name(s.to_string()))
+        };
+        Ok(UserSpec {
+            user: part(user)?,
+            group: group.map(part).transpose()?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    fn image() -> ImageConfig {
+        ImageConfig::from_blob(
+            br#"{"config":{"Env":["PATH=/bin","A=1"],"Cmd":["sh"],"Entrypoint":null,"WorkingDir":""}}"#,
+        )
+        .unwrap()
+    }
+
+    fn opts(args: &[&str]) -> CreateOptions {
+        CreateOptions {
+            image: "busybox".into(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn merges_like_docker() {
+        let c = ContainerConfig::resolve(&image(), &opts(&[]), ID, |_| None).unwrap();
+        assert_eq!(c.argv(), ["sh"]);
+        assert_eq!(c.working_dir, "/");
+        assert_eq!(c.hostname, "0123456789ab");
+        assert_eq!(c.env, ["HOSTNAME=0123456789ab", "PATH=/bin", "A=1"]);
+
+        let mut o = opts(&["echo", "hi"]);
+        o.env = vec!["A=2".into(), "B".into(), "C".into()];
+        o.workdir = Some("/tmp".into());
+        o.hostname = Some("box".into());
+        let c = ContainerConfig::resolve(&image(), &o, ID, |k| (k == "B").then(|| "h".into()))
+            .unwrap();
+        assert_eq!(c.argv(), ["echo", "hi"]);
+        assert_eq!(c.env, ["HOSTNAME=box", "PATH=/bin", "A=2", "B=h"]);
+        assert_eq!(c.working_dir, "/tmp");
+
+        let mut o = opts(&[]);
+        o.entrypoint = Some("/bin/true".into());
+        let c = ContainerConfig::resolve(&image(), &o, ID, |_| None).unwrap();
+        assert_eq!(c.argv(), ["/bin/true"], "--entrypoint clears the image Cmd");
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        let empty = ImageConfig::default();
+        assert!(matches!(
+            ContainerConfig::resolve(&empty, &opts(&[]), ID, |_| None),
+            Err(ConfigError::NoCommand)
+        ));
+        let mut o = opts(&["x"]);
+        o.workdir = Some("rel".into());
+        assert!(ContainerConfig::resolve(&empty, &o, ID, |_| None).is_err());
+        let mut o = opts(&["x"]);
+        o.env = vec!["=v".into()];
+        assert!(ContainerConfig::resolve(&empty, &o, ID, |_| None).is_err());
+        let mut o = opts(&["x"]);
+        o.hostname = Some("a b".into());
+        assert!(ContainerConfig::resolve(&empty, &o, ID, |_| None).is_err());
+        assert!(ContainerConfig::resolve(&empty, &opts(&["a\0b"]), ID, |_| None).is_err());
+    }
+
+    #[test]
+    fn user_specs_parse_strictly() {
+        let ok = |s: &str| UserSpec::parse(s).unwrap();
+        assert_eq!(ok("1000").user, IdOrName::Id(1000));
+        assert_eq!(ok("1000:50").group, Some(IdOrName::Id(50)));
+        assert_eq!(ok("nobody:nogroup").user, IdOrName::Name("nobody".into()));
+        assert_eq!(ok("www-data").user, IdOrName::Name("www-data".into()));
+        for bad in [
+            "", ":", "1000:", ":1", "-1", "+5", "4294967295", "99999999999", "a b", "1:2:3",
+            "../x", "-x",
+        ] {
+            assert!(UserSpec::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+}

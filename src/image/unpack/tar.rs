@@ -1,0 +1,597 @@
+//! A streaming reader for the tar dialects that image layers use: ustar, GNU (long names and
+//! link names) and PAX (`path`, `linkpath`, `size`, `uid`, `gid`, `mtime`, `atime`,
+//! `SCHILY.xattr.*`).
+//!
+//! Why not the `tar` crate: layers are hostile, and the crate
+//! - reads a PAX or GNU long-name record of any declared size into memory (a few kilobytes of
+//!   gzip can declare gigabytes: a memory bomb); here such records are capped at [`MAX_META`];
+//! - ends the archive silently when the stream stops at a block boundary, and hands out short
+//!   data when it stops inside an entry; here both are errors, so a truncated plain tar never
+//!   becomes a silently half-unpacked layer;
+//! - honours the size field of header-only types (links, directories, devices), where Go's
+//!   `archive/tar`, which builds and applies almost every layer in the field (docker,
+//!   containerd, buildkit), ignores it. Two parsers disagreeing about where the next header
+//!   starts is how "the same" archive shows different files to different tools, so we read it
+//!   exactly as Go does.
+//!
+//! Buffers are reused from entry to entry: reading a header allocates nothing once warm.
+
+use super::UnpackError;
+use std::io::{self, BufRead, BufReader, Read};
+use std::ops::Range;
+
+pub(super) const BLOCK: usize = 512;
+/// Largest PAX extended header or GNU long name/link record accepted.
+pub(super) const MAX_META: u64 = 1 << 20;
+/// Read buffer in front of the (decompressed) tar stream.
+const READ_BUF: usize = 256 * 1024;
+
+/// The entry types a layer may contain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Kind {
+    Regular,
+    HardLink,
+    Symlink,
+    Char,
+    Block,
+    Dir,
+    Fifo,
+}
+
+/// Seconds and nanoseconds since the epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub(super) struct Time {
+    pub sec: i64,
+    pub nsec: u32,
+}
+
+/// One entry's metadata, after GNU and PAX extension records are applied.
+#[derive(Debug)]
+pub(super) struct Header {
+    pub kind: Kind,
+    /// The path as the archive spells it (not normalized).
+    pub path: Vec<u8>,
+    /// Link target (symlinks and hard links), as the archive spells it.
+    pub link: Vec<u8>,
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+    /// Bytes of data that follow (0 for every type but regular files).
+    pub size: u64,
+    pub mtime: Time,
+    pub atime: Option<Time>,
+    pub dev_major: u32,
+    pub dev_minor: u32,
+    pax: Vec<u8>,
+    xattrs: Vec<(Range<usize>, Range<usize>)>,
+}
+
+impl Header {
+    fn new() -> Self {
+        Header {
+            kind: Kind::Regular,
+            path: Vec::with_capacity(256),
+            link: Vec::with_capacity(256),
+            mode: 0,
+            uid: 0,
+            gid: 0,
+            size: 0,
+            mtime: Time::default(),
+            atime: None,
+            dev_major: 0,
+            dev_minor: 0,
+            pax: Vec::new(),
+            xattrs: Vec::new(),
+        }
+    }
+
+    /// Extended attributes from `SCHILY.xattr.NAME=VALUE` PAX records, in archive order.
+    pub fn xattrs(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        self.xattrs.iter().map(|(n, v)| (&self.pax[n.clone()], &self.pax[v.clone()]))
+    }
+
+    pub fn has_xattrs(&self) -> bool {
+        !self.xattrs.is_empty()
+    }
+}
+
+/// The values PAX records set for the next entry (ranges into `Header::pax`).
+#[derive(Default)]
+struct Pax {
+    path: Option<Range<usize>>,
+    link: Option<Range<usize>>,
+    size: Option<u64>,
+    uid: Option<u64>,
+    gid: Option<u64>,
+    mtime: Option<Time>,
+    atime: Option<Time>,
+}
+
+/// The byte stream with the current entry's position in it.
+pub(super) struct Source<R> {
+    inner: BufReader<R>,
+    /// Bytes consumed from the tar stream so far.
+    offset: u64,
+    /// Data bytes of the current entry not read yet, and the padding after them.
+    remaining: u64,
+    pad: u64,
+}
+
+impl<R: Read> Source<R> {
+    /// Offset in the tar stream, for error messages.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Reads data of the current entry; `Ok(0)` only once all of it has been read. A stream that
+    /// ends before the entry's declared size is an `UnexpectedEof` error.
+    pub fn read_data(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.remaining == 0 || buf.is_empty() {
+            return Ok(0);
+        }
+        let want = buf.len().min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        let n = read_retry(&mut self.inner, &mut buf[..want])?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("stream ends {} bytes before the end of the entry's data", self.remaining),
+            ));
+        }
+        self.remaining -= n as u64;
+        self.offset += n as u64;
+        Ok(n)
+    }
+
+    /// Skips the unread data and the padding of the current entry.
+    fn skip_rest(&mut self) -> io::Result<()> {
+        let mut left = self.remaining + self.pad;
+        while left > 0 {
+            let avail = match self.inner.fill_buf() {
+                Ok(b) => b.len(),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if avail == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("stream ends {left} bytes before the next header"),
+                ));
+            }
+            let n = avail.min(usize::try_from(left).unwrap_or(usize::MAX));
+            self.inner.consume(n);
+            self.offset += n as u64;
+            left -= n as u64;
+        }
+        self.remaining = 0;
+        self.pad = 0;
+        Ok(())
+    }
+
+    /// Reads one block; `Ok(false)` on a clean end of stream before its first byte.
+    fn read_block(&mut self, block: &mut [u8; BLOCK]) -> io::Result<bool> {
+        let mut got = 0;
+        while got < BLOCK {
+            let n = read_retry(&mut self.inner, &mut block[got..])?;
+            if n == 0 {
+                if got == 0 {
+                    return Ok(false);
+                }
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "stream ends inside a header block"));
+            }
+            got += n;
+        }
+        self.offset += BLOCK as u64;
+        Ok(true)
+    }
+
+    /// Reads the whole data of an extension record into `out` (replacing its contents).
+    fn read_record(&mut self, size: u64, out: &mut Vec<u8>) -> io::Result<()> {
+        out.clear();
+        // `size` is at most MAX_META, checked by the caller.
+        out.resize(size as usize, 0);
+        let mut got = 0;
+        while got < out.len() {
+            let n = self.read_data(&mut out[got..])?;
+            got += n;
+        }
+        self.skip_rest()
+    }
+
+    fn start_data(&mut self, size: u64) {
+        self.remaining = size;
+        self.pad = (BLOCK as u64 - size % BLOCK as u64) % BLOCK as u64;
+    }
+}
+
+fn read_retry<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match r.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Reads entries one after the other.
+pub(super) struct TarReader<R> {
+    src: Source<R>,
+    hdr: Header,
+    block: Box<[u8; BLOCK]>,
+    long_name: Vec<u8>,
+    long_link: Vec<u8>,
+    scratch: Vec<u8>,
+    finished: bool,
+}
+
+impl<R: Read> TarReader<R> {
+    pub fn new(inner: R) -> Self {
+        TarReader {
+            src: Source { inner: BufReader::with_capacity(READ_BUF, inner), offset: 0, remaining: 0, pad: 0 },
+            hdr: Header::new(),
+            block: Box::new([0; BLOCK]),
+            long_name: Vec::new(),
+            long_link: Vec::new(),
+            scratch: Vec::new(),
+            finished: false,
+        }
+    }
+
+    /// The next entry, or `None` at the end-of-archive marker. The data of the previous entry is
+    /// skipped if it was not read. A stream that ends without the marker is an error.
+    pub fn next_entry(&mut self) -> Result<Option<(&Header, &mut Source<R>)>, UnpackError> {
+        if self.finished {
+            return Ok(None);
+        }
+        let offset = self.src.offset;
+        self.src.skip_rest().map_err(|e| read_error(offset, e))?;
+        let mut pax = Pax::default();
+        let (mut have_pax, mut have_name, mut have_link) = (false, false, false);
+        self.hdr.xattrs.clear();
+        loop {
+            let mut global = false;
+            let start = self.src.offset;
+            let got = self.src.read_block(&mut self.block).map_err(|e| read_error(start, e))?;
+            if !got {
+                return Err(UnpackError::Truncated {
+                    offset: start,
+                    what: "the stream ends without the end-of-archive marker".into(),
+                });
+            }
+            let b = &*self.block;
+            if b.iter().all(|&x| x == 0) {
+                if have_pax || have_name || have_link {
+                    return Err(malformed(start, "extension header is not followed by an entry"));
+                }
+                self.finished = true;
+                return Ok(None);
+            }
+            check_checksum(b).map_err(|w| malformed(start, w))?;
+            let typ = b[156];
+            let size = parse_u64(&b[124..136]).map_err(|w| malformed(start, format!("size field: {w}")))?;
+            if matches!(typ, b'L' | b'K' | b'x' | b'g') {
+                if size > MAX_META {
+                    return Err(malformed(
+                        start,
+                        format!("extension header of {size} bytes exceeds the limit of {MAX_META} bytes"),
+                    ));
+                }
+                self.src.start_data(size);
+                let (seen, buf) = match typ {
+                    b'L' => (&mut have_name, &mut self.long_name),
+                    b'K' => (&mut have_link, &mut self.long_link),
+                    b'x' => (&mut have_pax, &mut self.hdr.pax),
+                    // A global PAX header applies to the whole archive; Go's reader (and so
+                    // docker and containerd) does not apply it to entries either. Skip it.
+                    _ => (&mut global, &mut self.scratch),
+                };
+                if *seen {
+                    return Err(malformed(start, "two extension headers of the same type for one entry"));
+                }
+                *seen = true;
+                self.src.read_record(size, buf).map_err(|e| read_error(start, e))?;
+                if typ == b'x' {
+                    pax = parse_pax(&self.hdr.pax, &mut self.hdr.xattrs).map_err(|w| malformed(start, w))?;
+                } else if typ != b'g' {
+                    trim_nul(buf);
+                }
+                continue;
+            }
+            self.build_header(start, size, &pax, have_name, have_link)?;
+            return Ok(Some((&self.hdr, &mut self.src)));
+        }
+    }
+
+    fn build_header(&mut self, start: u64, size: u64, pax: &Pax, long_name: bool, long_link: bool) -> Result<(), UnpackError> {
+        let b = &*self.block;
+        let h = &mut self.hdr;
+        let field = |r: Range<usize>, what: &str| -> Result<u64, UnpackError> {
+            parse_u64(&b[r]).map_err(|w| malformed(start, format!("{what} field: {w}")))
+        };
+
+        h.path.clear();
+        if let Some(r) = &pax.path {
+            h.path.extend_from_slice(&h.pax[r.clone()]);
+        } else if long_name {
+            h.path.extend_from_slice(&self.long_name);
+        } else {
+            let posix = &b[257..263] == b"ustar\0";
+            if posix {
+                // star puts atime/ctime after a 131-byte prefix and marks it with "tar\0".
+                let prefix = if &b[508..512] == b"tar\0" { &b[345..476] } else { &b[345..500] };
+                let prefix = cstr(prefix);
+                if !prefix.is_empty() {
+                    h.path.extend_from_slice(prefix);
+                    h.path.push(b'/');
+                }
+            }
+            h.path.extend_from_slice(cstr(&b[0..100]));
+        }
+        h.link.clear();
+        if let Some(r) = &pax.link {
+            h.link.extend_from_slice(&h.pax[r.clone()]);
+        } else if long_link {
+            h.link.extend_from_slice(&self.long_link);
+        } else {
+            h.link.extend_from_slice(cstr(&b[157..257]));
+        }
+
+        let typ = b[156];
+        let (kind, has_data) = match typ {
+            b'0' | b'\0' | b'7' if h.path.last() == Some(&b'/') => (Kind::Dir, false),
+            b'0' | b'\0' | b'7' => (Kind::Regular, true),
+            b'1' => (Kind::HardLink, false),
+            b'2' => (Kind::Symlink, false),
+            b'3' => (Kind::Char, false),
+            b'4' => (Kind::Block, false),
+            b'5' => (Kind::Dir, false),
+            b'6' => (Kind::Fifo, false),
+            // GNU dump directory: a directory whose data lists its contents. Skip the list.
+            b'D' => (Kind::Dir, true),
+            b'S' => return Err(entry_error(&h.path, "GNU sparse files are not supported")),
+            other => {
+                return Err(entry_error(&h.path, format!("unsupported entry type {:?}", other as char)));
+            }
+        };
+        h.kind = kind;
+        let size = pax.size.unwrap_or(size);
+        h.size = if kind == Kind::Regular { size } else { 0 };
+        self.src.start_data(if has_data { size } else { 0 });
+
+        h.mode = (field(100..108, "mode")? & 0o7777) as u32;
+        h.uid = match pax.uid {
+            Some(v) => v,
+            None => field(108..116, "uid")?,
+        };
+        h.gid = match pax.gid {
+            Some(v) => v,
+            None => field(116..124, "gid")?,
+        };
+        h.mtime = match pax.mtime {
+            Some(t) => t,
+            None => Time { sec: parse_i64(&b[136..148]).map_err(|w| malformed(start, format!("mtime field: {w}")))?, nsec: 0 },
+        };
+        h.atime = pax.atime;
+        h.dev_major = 0;
+        h.dev_minor = 0;
+        if matches!(kind, Kind::Char | Kind::Block) {
+            let major = field(329..337, "device major")?;
+            let minor = field(337..345, "device minor")?;
+            h.dev_major = u32::try_from(major).map_err(|_| entry_error(&h.path, "device major number out of range"))?;
+            h.dev_minor = u32::try_from(minor).map_err(|_| entry_error(&h.path, "device minor number out of range"))?;
+        }
+        Ok(())
+    }
+
+}
+
+/// A read error of the layer stream; an early end is reported as truncation.
+pub(super) fn read_error(offset: u64, e: io::Error) -> UnpackError {
+    if e.kind() == io::ErrorKind::UnexpectedEof {
+        UnpackError::Truncated { offset, what: e.to_string() }
+    } else {
+        UnpackError::Read { offset, source: e }
+    }
+}
+
+fn malformed(offset: u64, what: impl Into<String>) -> UnpackError {
+    UnpackError::Malformed { offset, what: what.into() }
+}
+
+fn entry_error(path: &[u8], what: impl Into<String>) -> UnpackError {
+    UnpackError::Entry { path: String::from_utf8_lossy(path).into_owned(), what: what.into() }
+}
+
+/// The bytes before the first NUL.
+fn cstr(field: &[u8]) -> &[u8] {
+    match field.iter().position(|&c| c == 0) {
+        Some(n) => &field[..n],
+        None => field,
+    }
+}
+
+fn trim_nul(v: &mut Vec<u8>) {
+    if let Some(n) = v.iter().position(|&c| c == 0) {
+        v.truncate(n);
+    }
+}
+
+fn check_checksum(b: &[u8; BLOCK]) -> Result<(), String> {
+    let stored = parse_u64(&b[148..156]).map_err(|w| format!("checksum field: {w}"))?;
+    let mut unsigned: u64 = 0;
+    let mut signed: i64 = 0;
+    for (i, &c) in b.iter().enumerate() {
+        let c = if (148..156).contains(&i) { b' ' } else { c };
+        unsigned += u64::from(c);
+        signed += i64::from(c as i8);
+    }
+    // Some old tars summed signed chars; accept both like GNU tar and Go do.
+    if stored == unsigned || i64::try_from(stored) == Ok(signed) {
+        Ok(())
+    } else {
+        Err(format!("header checksum mismatch (stored {stored}, computed {unsigned}); not a tar stream?"))
+    }
+}
+
+/// Parses a numeric header field: octal text (leading spaces, ending at NUL or space) or GNU
+/// base-256 (high bit of the first byte set).
+pub(super) fn parse_u64(field: &[u8]) -> Result<u64, String> {
+    let v = parse_i128(field)?;
+    u64::try_from(v).map_err(|_| format!("value {v} out of range"))
+}
+
+fn parse_i64(field: &[u8]) -> Result<i64, String> {
+    let v = parse_i128(field)?;
+    i64::try_from(v).map_err(|_| format!("value {v} out of range"))
+}
+
+fn parse_i128(field: &[u8]) -> Result<i128, String> {
+    if let Some(&first) = field.first() {
+        if first & 0x80 != 0 {
+            // Base-256, two's complement; 0xff starts a negative number.
+            let negative = first == 0xff;
+            let mut v: i128 = if negative { -1 } else { i128::from(first & 0x7f) };
+            for &c in &field[1..] {
+                v = v.checked_mul(256).and_then(|v| v.checked_add(i128::from(c))).ok_or("base-256 value overflows")?;
+                if v > i128::from(u64::MAX) || v < i128::from(i64::MIN) {
+                    return Err("base-256 value out of range".into());
+                }
+            }
+            return Ok(v);
+        }
+    }
+    let s = field.iter().position(|&c| c != b' ').map_or(&field[..0], |n| &field[n..]);
+    let end = s.iter().position(|&c| c == 0 || c == b' ').unwrap_or(s.len());
+    let (digits, rest) = s.split_at(end);
+    if rest.iter().any(|&c| c != 0 && c != b' ') {
+        return Err(format!("invalid octal number {:?}", String::from_utf8_lossy(field)));
+    }
+    let mut v: i128 = 0;
+    for &c in digits {
+        if !(b'0'..=b'7').contains(&c) {
+            return Err(format!("invalid octal number {:?}", String::from_utf8_lossy(field)));
+        }
+        v = v * 8 + i128::from(c - b'0');
+        if v > i128::from(u64::MAX) {
+            return Err("octal value out of range".into());
+        }
+    }
+    Ok(v)
+}
+
+/// Parses PAX records (`"<len> <key>=<value>\n"`), collecting xattr ranges into `xattrs`.
+fn parse_pax(data: &[u8], xattrs: &mut Vec<(Range<usize>, Range<usize>)>) -> Result<Pax, String> {
+    let mut pax = Pax::default();
+    let mut pos = 0;
+    while pos < data.len() {
+        let rec = &data[pos..];
+        let sp = rec.iter().position(|&c| c == b' ').ok_or("pax record without a length")?;
+        let len: usize = std::str::from_utf8(&rec[..sp])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or("pax record with an invalid length")?;
+        if len <= sp + 1 || len > rec.len() || rec[len - 1] != b'\n' {
+            return Err("pax record with a wrong length".into());
+        }
+        let kv = &rec[sp + 1..len - 1];
+        let eq = kv.iter().position(|&c| c == b'=').ok_or("pax record without '='")?;
+        let (key, value) = (&kv[..eq], &kv[eq + 1..]);
+        let vstart = pos + sp + 1 + eq + 1;
+        let vrange = vstart..vstart + value.len();
+        // An empty value cancels the keyword (POSIX); we keep the header's value then.
+        match key {
+            b"path" => pax.path = (!value.is_empty()).then_some(vrange),
+            b"linkpath" => pax.link = (!value.is_empty()).then_some(vrange),
+            b"size" => pax.size = pax_decimal(value, "size")?,
+            b"uid" => pax.uid = pax_decimal(value, "uid")?,
+            b"gid" => pax.gid = pax_decimal(value, "gid")?,
+            b"mtime" => pax.mtime = pax_time(value)?,
+            b"atime" => pax.atime = pax_time(value)?,
+            _ if key.starts_with(b"SCHILY.xattr.") => {
+                let nstart = pos + sp + 1 + b"SCHILY.xattr.".len();
+                xattrs.push((nstart..pos + sp + 1 + eq, vrange));
+            }
+            _ if key.starts_with(b"GNU.sparse.") => return Err("GNU sparse files are not supported".into()),
+            _ => {}
+        }
+        pos += len;
+    }
+    Ok(pax)
+}
+
+fn pax_decimal(v: &[u8], what: &str) -> Result<Option<u64>, String> {
+    if v.is_empty() {
+        return Ok(None);
+    }
+    std::str::from_utf8(v)
+        .ok()
+        .filter(|s| s.bytes().all(|c| c.is_ascii_digit()))
+        .and_then(|s| s.parse().ok())
+        .map(Some)
+        .ok_or_else(|| format!("pax {what} {:?} is not a decimal number", String::from_utf8_lossy(v)))
+}
+
+/// Parses a PAX time: `[-]seconds[.fraction]`.
+pub(super) fn pax_time(v: &[u8]) -> Result<Option<Time>, String> {
+    if v.is_empty() {
+        return Ok(None);
+    }
+    let bad = || format!("pax time {:?} is not a number of seconds", String::from_utf8_lossy(v));
+    let (negative, body) = match v.strip_prefix(b"-") {
+        Some(rest) => (true, rest),
+        None => (false, v),
+    };
+    let (int, frac) = match body.iter().position(|&c| c == b'.') {
+        Some(n) => (&body[..n], &body[n + 1..]),
+        None => (body, &body[..0]),
+    };
+    if int.is_empty() || !int.iter().chain(frac).all(u8::is_ascii_digit) {
+        return Err(bad());
+    }
+    let sec: i64 = std::str::from_utf8(int).ok().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
+    let mut nsec: u32 = 0;
+    for i in 0..9 {
+        nsec = nsec * 10 + frac.get(i).map_or(0, |c| u32::from(c - b'0'));
+    }
+    Ok(Some(if !negative {
+        Time { sec, nsec }
+    } else if nsec == 0 {
+        Time { sec: -sec, nsec: 0 }
+    } else {
+        Time { sec: -sec - 1, nsec: 1_000_000_000 - nsec }
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_octal_and_base256() {
+        assert_eq!(parse_u64(b"0000644\0"), Ok(0o644));
+        assert_eq!(parse_u64(b"   755 \0"), Ok(0o755));
+        assert_eq!(parse_u64(b"\0\0\0\0"), Ok(0));
+        assert_eq!(parse_u64(&[0x80, 0, 0, 0, 0, 0, 0, 1, 0]), Ok(256));
+        assert!(parse_u64(b"0008").is_err());
+        assert!(parse_u64(b"12x4").is_err());
+        assert!(parse_u64(&[0xff, 0xff, 0xff, 0xff]).is_err());
+        assert_eq!(parse_i64(&[0xff, 0xff, 0xff, 0xfe]), Ok(-2));
+        assert!(parse_u64(&[0x80, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).is_err());
+    }
+
+    #[test]
+    fn parses_pax_records_and_times() {
+        let data = b"30 mtime=1700000000.123456789\n20 path=a/very/long\n25 SCHILY.xattr.user.k=v\n";
+        let mut xattrs = Vec::new();
+        let pax = parse_pax(data, &mut xattrs).unwrap();
+        assert_eq!(pax.mtime, Some(Time { sec: 1_700_000_000, nsec: 123_456_789 }));
+        assert_eq!(&data[pax.path.unwrap()], b"a/very/long");
+        assert_eq!(xattrs.len(), 1);
+        assert_eq!(&data[xattrs[0].0.clone()], b"user.k");
+        assert_eq!(&data[xattrs[0].1.clone()], b"v");
+        assert!(parse_pax(b"99 path=x\n", &mut xattrs).is_err());
+        assert!(parse_pax(b"9 pathx\n", &mut xattrs).is_err());
+        assert_eq!(pax_time(b"-1.5"), Ok(Some(Time { sec: -2, nsec: 500_000_000 })));
+        assert_eq!(pax_time(b"12"), Ok(Some(Time { sec: 12, nsec: 0 })));
+        assert!(pax_time(b"1e9").is_err());
+    }
+}

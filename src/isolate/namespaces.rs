@@ -1,0 +1,156 @@
+//! Namespaces: the clone(2) that makes them, the loopback interface of a new network
+//! namespace, and the bind mount that keeps a network namespace reachable by path.
+
+use super::IsolateError;
+use std::ffi::CString;
+use std::fs::{self, OpenOptions};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// The namespaces a container gets at clone time. The cgroup namespace is not among them: the
+/// child unshares it only after the parent has moved it into the container's cgroup, so that
+/// the namespace's root is that cgroup and `/proc/self/cgroup` reads `/` inside (a cgroup
+/// namespace made at clone time would be rooted at the runtime's own cgroup).
+pub fn clone_flags(new_netns: bool) -> libc::c_int {
+    let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWPID;
+    if new_netns {
+        flags |= libc::CLONE_NEWNET;
+    }
+    flags
+}
+
+/// Whether this process has more than one thread. clone(2) copies only the calling thread: a
+/// lock (malloc's, say) held by another thread would stay locked forever in the child.
+pub fn is_multithreaded() -> bool {
+    match fs::read_dir("/proc/self/task") {
+        Ok(tasks) => tasks.count() > 1,
+        Err(_) => false,
+    }
+}
+
+/// fork(2) into new namespaces: `clone(flags | SIGCHLD)` without a new stack, so the child
+/// continues on a copy of the caller's stack, exactly as after fork. Returns 0 in the child
+/// and the child's pid (in the caller's PID namespace) in the parent.
+///
+/// # Safety
+/// The caller must be single-threaded (see [`is_multithreaded`]), and the child must leave
+/// only through `execve` or `_exit`, never by returning into the caller's frames.
+pub unsafe fn clone_fork(flags: libc::c_int) -> io::Result<libc::pid_t> {
+    // SAFETY: with a NULL stack the kernel gives the child a copy-on-write copy of the whole
+    // address space, stack included, as fork does; the pointer arguments are NULL and unused
+    // because no CLONE_*TID/SETTLS flag is passed. The caller upholds the contract above.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (flags | libc::SIGCHLD) as libc::c_ulong,
+            std::ptr::null_mut::<libc::c_void>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            0 as libc::c_ulong,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(rc as libc::pid_t)
+}
+
+/// Brings `lo` up in the calling process's network namespace (a new one starts with it down).
+pub fn loopback_up() -> io::Result<()> {
+    // SAFETY: socket(2) with constant arguments; the fd is closed below.
+    let sock = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if sock < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: an all-zero ifreq is a valid value; the name is copied in with its NUL.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write the ifreq we own, on our own socket.
+    let result = unsafe {
+        if libc::ioctl(sock, libc::SIOCGIFFLAGS, &mut req) < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+            if libc::ioctl(sock, libc::SIOCSIFFLAGS, &req) < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(())
+            }
+        }
+    };
+    // SAFETY: closing the socket made above, exactly once.
+    unsafe { libc::close(sock) };
+    result
+}
+
+/// Bind-mounts the network namespace of `pid` at `target` (created as an empty file), so
+/// that it outlives the container's processes and can be entered by path.
+pub fn bind_netns(pid: libc::pid_t, target: &Path) -> Result<(), IsolateError> {
+    if let Some(dir) = target.parent() {
+        fs::create_dir_all(dir).map_err(|e| IsolateError::io("cannot create", dir, e))?;
+    }
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(target)
+        .map_err(|e| IsolateError::io("cannot create", target, e))?;
+    let source = format!("/proc/{pid}/ns/net");
+    let result = mount_bind(Path::new(&source), target);
+    if let Err(e) = result {
+        let _ = fs::remove_file(target);
+        return Err(IsolateError::io(
+            "cannot bind-mount the network namespace at",
+            target,
+            e,
+        ));
+    }
+    Ok(())
+}
+
+fn mount_bind(source: &Path, target: &Path) -> io::Result<()> {
+    let src = CString::new(source.as_os_str().as_bytes())?;
+    let dst = CString::new(target.as_os_str().as_bytes())?;
+    // SAFETY: both strings are NUL-terminated and outlive the call; fstype/data are NULL.
+    let rc = unsafe {
+        libc::mount(
+            src.as_ptr(),
+            dst.as_ptr(),
+            std::ptr::null(),
+            libc::MS_BIND,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Undoes [`bind_netns`]: detaches every mount at `target` and removes the file. Missing is
+/// fine.
+pub fn unbind_netns(target: &Path) -> Result<(), IsolateError> {
+    let path = CString::new(target.as_os_str().as_bytes())
+        .map_err(|e| IsolateError::io("cannot unmount", target, e.into()))?;
+    for _ in 0..16 {
+        // SAFETY: a NUL-terminated path that outlives the call. UMOUNT_NOFOLLOW: never
+        // unmount whatever a symlink planted at `target` points to.
+        let rc = unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH | libc::UMOUNT_NOFOLLOW) };
+        if rc != 0 {
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EINVAL) | Some(libc::ENOENT) => break,
+                _ => return Err(IsolateError::io("cannot unmount", target, e)),
+            }
+        }
+    }
+    match fs::remove_file(target) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            Err(IsolateError::io("cannot remove", target, e))
+        }
+        _ => Ok(()),
+    }
+}
