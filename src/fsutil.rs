@@ -38,7 +38,9 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 }
 
 fn file_name(path: &Path) -> String {
-    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// 16 random hex digits, for temporary names that must not collide between processes.
@@ -69,7 +71,11 @@ impl FileLock {
     }
 
     fn flock(path: &Path, op: libc::c_int) -> io::Result<Option<FileLock>> {
-        let file = OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)?;
         // SAFETY: flock on a valid, open fd owned by `file`; no memory is involved.
         let rc = unsafe { libc::flock(file.as_raw_fd(), op) };
         if rc != 0 {

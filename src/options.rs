@@ -26,7 +26,13 @@ pub struct GlobalOptions {
     pub cgroup_parent: String,
 
     /// Log level: error, warn, info, debug or trace (or a tracing filter directive).
-    #[arg(long, global = true, env = "BERTH_LOG_LEVEL", default_value = "warn", value_name = "LEVEL")]
+    #[arg(
+        long,
+        global = true,
+        env = "BERTH_LOG_LEVEL",
+        default_value = "warn",
+        value_name = "LEVEL"
+    )]
     pub log_level: String,
 }
 
@@ -35,6 +41,9 @@ impl GlobalOptions {
     pub fn init_logging(&self) {
         let filter = tracing_subscriber::EnvFilter::try_new(&self.log_level)
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .try_init();
     }
 }

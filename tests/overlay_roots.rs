@@ -20,7 +20,13 @@ struct Env {
 
 impl Env {
     fn new() -> Env {
-        Env { dir: tempfile::Builder::new().prefix("berth-test-ovl").tempdir().unwrap(), mounted: Vec::new() }
+        Env {
+            dir: tempfile::Builder::new()
+                .prefix("berth-test-ovl")
+                .tempdir()
+                .unwrap(),
+            mounted: Vec::new(),
+        }
     }
     fn root(&self) -> PathBuf {
         self.dir.path().join("root")
@@ -31,7 +37,11 @@ impl Env {
             .env("BERTH_ROOT", self.root())
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     /// Prepares and mounts a root for container `id` from image `name`, as the runtime does.
     fn container(&mut self, id: &str, name: &str) -> PathBuf {
@@ -64,8 +74,20 @@ fn fingerprint(dir: &Path) -> Vec<String> {
         for e in fs::read_dir(&d).unwrap() {
             let p = e.unwrap().path();
             let m = fs::symlink_metadata(&p).unwrap();
-            let content = if m.is_file() { hex::encode(Sha256::digest(fs::read(&p).unwrap())) } else { String::new() };
-            out.push(format!("{} {:o} {}:{} {} {}", p.strip_prefix(dir).unwrap().display(), m.mode(), m.uid(), m.gid(), m.rdev(), content));
+            let content = if m.is_file() {
+                hex::encode(Sha256::digest(fs::read(&p).unwrap()))
+            } else {
+                String::new()
+            };
+            out.push(format!(
+                "{} {:o} {}:{} {} {}",
+                p.strip_prefix(dir).unwrap().display(),
+                m.mode(),
+                m.uid(),
+                m.gid(),
+                m.rdev(),
+                content
+            ));
             if m.is_dir() {
                 stack.push(p);
             }
@@ -89,18 +111,42 @@ fn a_three_layer_image_mounts_with_its_deletions_and_writes_stay_in_upper() {
             Entry::Dir("opq", 0o755),
             file("opq/a", "a"),
         ],
-        vec![Entry::Whiteout("etc/gone"), Entry::Whiteout("olddir"), file("etc/keep", "kept v2")],
-        vec![Entry::Dir("opq", 0o755), Entry::Opaque("opq"), file("opq/c", "c")],
+        vec![
+            Entry::Whiteout("etc/gone"),
+            Entry::Whiteout("olddir"),
+            file("etc/keep", "kept v2"),
+        ],
+        vec![
+            Entry::Dir("opq", 0o755),
+            Entry::Opaque("opq"),
+            file("opq/c", "c"),
+        ],
     ])
-    .write_layout(&layout, &[("io.containerd.image.name", "docker.io/library/three:1")]);
+    .write_layout(
+        &layout,
+        &[("io.containerd.image.name", "docker.io/library/three:1")],
+    );
     env.load(&layout);
     let layers_before = fingerprint(&env.root().join("layers"));
 
     let merged = env.container("c1", "three:1");
-    assert_eq!(fs::read_to_string(merged.join("etc/keep")).unwrap(), "kept v2", "upper layers must shadow lower ones");
-    assert!(!merged.join("etc/gone").exists(), "a whited-out file is visible");
-    assert!(!merged.join("olddir").exists(), "a whited-out directory is visible");
-    let opq: Vec<_> = fs::read_dir(merged.join("opq")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(
+        fs::read_to_string(merged.join("etc/keep")).unwrap(),
+        "kept v2",
+        "upper layers must shadow lower ones"
+    );
+    assert!(
+        !merged.join("etc/gone").exists(),
+        "a whited-out file is visible"
+    );
+    assert!(
+        !merged.join("olddir").exists(),
+        "a whited-out directory is visible"
+    );
+    let opq: Vec<_> = fs::read_dir(merged.join("opq"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(opq, vec!["c"], "an opaque directory shows lower content");
 
     // Modify, delete and create through the mount.
@@ -108,24 +154,47 @@ fn a_three_layer_image_mounts_with_its_deletions_and_writes_stay_in_upper() {
     fs::remove_file(merged.join("opq/c")).unwrap();
     fs::write(merged.join("new"), "new").unwrap();
     let other = env.container("c2", "three:1");
-    assert_eq!(fs::read_to_string(other.join("etc/keep")).unwrap(), "kept v2", "containers see each other's writes");
+    assert_eq!(
+        fs::read_to_string(other.join("etc/keep")).unwrap(),
+        "kept v2",
+        "containers see each other's writes"
+    );
     assert!(!other.join("new").exists());
     let upper = env.root().join("containers/c1/fs/upper");
     assert_eq!(fs::read_to_string(upper.join("new")).unwrap(), "new");
-    assert_eq!(fs::read_to_string(upper.join("etc/keep")).unwrap(), "changed");
-    assert_eq!(fingerprint(&env.root().join("layers")), layers_before, "image layers changed under a container");
+    assert_eq!(
+        fs::read_to_string(upper.join("etc/keep")).unwrap(),
+        "changed"
+    );
+    assert_eq!(
+        fingerprint(&env.root().join("layers")),
+        layers_before,
+        "image layers changed under a container"
+    );
 }
 
 #[test]
 fn an_image_with_128_layers_mounts_from_a_deep_root() {
     let mut env = Env::new();
     let layout = env.dir.path().join("layout");
-    let names: Vec<&'static str> = (0..128).map(|i| &*Box::leak(format!("f{i:03}").into_boxed_str())).collect();
+    let names: Vec<&'static str> = (0..128)
+        .map(|i| &*Box::leak(format!("f{i:03}").into_boxed_str()))
+        .collect();
     let layers: Vec<Vec<Entry>> = names.iter().map(|n| vec![file(n, n)]).collect();
-    Image::new(layers).write_layout(&layout, &[("io.containerd.image.name", "docker.io/library/deep:1")]);
+    Image::new(layers).write_layout(
+        &layout,
+        &[("io.containerd.image.name", "docker.io/library/deep:1")],
+    );
     env.load(&layout);
     // With absolute paths the 128 lowerdirs of this root would not fit in a page of options.
-    let per_layer = env.root().join("layers").join("x".repeat(64)).join("diff").as_os_str().len() + 1;
+    let per_layer = env
+        .root()
+        .join("layers")
+        .join("x".repeat(64))
+        .join("diff")
+        .as_os_str()
+        .len()
+        + 1;
     assert!(per_layer * 128 > 4096);
     let merged = env.container("deep", "deep:1");
     for n in &names {

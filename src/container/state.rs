@@ -118,6 +118,10 @@ pub struct RuntimeState {
     pub exit_code: Option<i32>,
     /// Why the start failed, when it did.
     pub error: Option<String>,
+    /// The cgroup parent the container's cgroup was made under, so that `rm` finds it even
+    /// if the configured parent changed since.
+    #[serde(default)]
+    pub cgroup_parent: Option<String>,
 }
 
 impl RuntimeState {
@@ -249,6 +253,7 @@ mod tests {
             finished_at: None,
             exit_code: None,
             error: None,
+            cgroup_parent: None,
         };
         assert_eq!(st.effective_status(), Status::Dead);
     }

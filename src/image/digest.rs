@@ -20,8 +20,14 @@ pub struct InvalidDigest(pub String);
 impl Digest {
     /// Builds a digest from 64 lower-case hex digits.
     pub fn from_hex(hex: &str) -> Result<Self, InvalidDigest> {
-        if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-            Ok(Digest { hex: hex.to_string() })
+        if hex.len() == 64
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            Ok(Digest {
+                hex: hex.to_string(),
+            })
         } else {
             Err(InvalidDigest(hex.to_string()))
         }
@@ -29,7 +35,9 @@ impl Digest {
 
     /// The digest of `data`.
     pub fn of(data: &[u8]) -> Self {
-        Digest { hex: hex::encode(Sha256::digest(data)) }
+        Digest {
+            hex: hex::encode(Sha256::digest(data)),
+        }
     }
 
     /// The 64 hex digits, without the algorithm prefix.
@@ -87,7 +95,11 @@ pub struct HashingReader<R> {
 
 impl<R: Read> HashingReader<R> {
     pub fn new(inner: R) -> Self {
-        HashingReader { inner, hasher: Sha256::new(), count: 0 }
+        HashingReader {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+        }
     }
 
     /// Bytes read so far.
@@ -125,7 +137,11 @@ pub struct HashingWriter<W> {
 
 impl<W: Write> HashingWriter<W> {
     pub fn new(inner: W) -> Self {
-        HashingWriter { inner, hasher: Sha256::new(), count: 0 }
+        HashingWriter {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+        }
     }
 
     pub fn finish(self) -> (Digest, u64, W) {
@@ -154,7 +170,10 @@ mod tests {
     fn parses_and_prints_sha256() {
         let d = Digest::of(b"");
         let s = d.to_string();
-        assert_eq!(s, "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+        assert_eq!(
+            s,
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
         assert_eq!(s.parse::<Digest>().unwrap(), d);
         assert_eq!(d.short(), "e3b0c44298fc");
     }
@@ -163,7 +182,11 @@ mod tests {
     fn rejects_other_algorithms_and_bad_hex() {
         assert!("md5:abcd".parse::<Digest>().is_err());
         assert!("sha256:XYZ".parse::<Digest>().is_err());
-        assert!("sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855".parse::<Digest>().is_err());
+        assert!(
+            "sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855"
+                .parse::<Digest>()
+                .is_err()
+        );
     }
 
     #[test]

@@ -11,7 +11,12 @@ use std::io::Read;
 /// Imports `input` as a new image tagged `name` (untagged when `None`). `changes` are docker's
 /// `--change` Dockerfile instructions limited to CMD, ENTRYPOINT, ENV, WORKDIR and USER, already
 /// parsed into config keys by the caller.
-pub fn import<R: Read>(store: &Store, input: R, name: Option<&Reference>, config_extra: serde_json::Value) -> Result<ImageRecord> {
+pub fn import<R: Read>(
+    store: &Store,
+    input: R,
+    name: Option<&Reference>,
+    config_extra: serde_json::Value,
+) -> Result<ImageRecord> {
     let ingest = store.begin_ingest()?;
     let (_layer, outcome) = ingest.add_layer_unverified(input)?;
     let platform = Platform::host();
@@ -38,7 +43,11 @@ pub fn import<R: Read>(store: &Store, input: R, name: Option<&Reference>, config
         id: config_digest,
         manifest: Some(Digest::of(&manifest_bytes)),
         repo_digests: Vec::new(),
-        layers: vec![LayerRef { diff_id: outcome.diff_id, blob: Some(outcome.blob_digest), media_type: manifest::OCI_LAYER_TAR.into() }],
+        layers: vec![LayerRef {
+            diff_id: outcome.diff_id,
+            blob: Some(outcome.blob_digest),
+            media_type: manifest::OCI_LAYER_TAR.into(),
+        }],
         architecture: platform.architecture,
         os: platform.os,
         created: Some(created),

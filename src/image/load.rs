@@ -6,7 +6,9 @@
 //! digest on the way into the store, and an image becomes visible only in the final commit.
 
 use super::digest::Digest;
-use super::manifest::{self, ConfigSummary, Descriptor, ManifestKind, Platform, MAX_METADATA_BYTES};
+use super::manifest::{
+    self, ConfigSummary, Descriptor, ManifestKind, Platform, MAX_METADATA_BYTES,
+};
 use super::reference::Reference;
 use super::store::{ImageRecord, Ingest, IoContext, LayerRef, Result, Staging, Store, StoreError};
 use serde::Deserialize;
@@ -43,7 +45,10 @@ pub enum LoadError {
 }
 
 fn invalid(path: &Path, reason: impl Into<String>) -> LoadError {
-    LoadError::Invalid { path: path.to_path_buf(), reason: reason.into() }
+    LoadError::Invalid {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
 }
 
 /// Loads every image found at `input` (a directory or a tar file) into `store`.
@@ -59,9 +64,20 @@ pub fn load(store: &Store, input: &Path, opts: &LoadOptions) -> Result<Vec<Loade
     }
 }
 
-fn load_dir(ingest: &Ingest, dir: &Path, shown: &Path, opts: &LoadOptions) -> Result<Vec<Loaded>, LoadError> {
+fn load_dir(
+    ingest: &Ingest,
+    dir: &Path,
+    shown: &Path,
+    opts: &LoadOptions,
+) -> Result<Vec<Loaded>, LoadError> {
     if dir.join("index.json").is_file() {
-        OciLayout { dir, shown, ingest, opts }.load()
+        OciLayout {
+            dir,
+            shown,
+            ingest,
+            opts,
+        }
+        .load()
     } else if dir.join("manifest.json").is_file() {
         load_docker_save(ingest, dir, shown, opts)
     } else {
@@ -79,12 +95,20 @@ fn spool_tar(archive: &Path, staging: &Staging) -> Result<(), LoadError> {
     let file = File::open(archive).map_err(|e| invalid(archive, format!("cannot open it: {e}")))?;
     let mut tar = tar::Archive::new(io::BufReader::with_capacity(1 << 20, file));
     let mut links = Vec::new();
-    let entries = tar.entries().map_err(|e| invalid(archive, format!("not a tar archive: {e}")))?;
+    let entries = tar
+        .entries()
+        .map_err(|e| invalid(archive, format!("not a tar archive: {e}")))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| invalid(archive, format!("corrupt tar archive: {e}")))?;
-        let raw = entry.path().map_err(|e| invalid(archive, format!("bad entry name: {e}")))?.into_owned();
+        let raw = entry
+            .path()
+            .map_err(|e| invalid(archive, format!("bad entry name: {e}")))?
+            .into_owned();
         let Some(rel) = clean_relative(&raw) else {
-            return Err(invalid(archive, format!("entry {} escapes the archive", raw.display())));
+            return Err(invalid(
+                archive,
+                format!("entry {} escapes the archive", raw.display()),
+            ));
         };
         if rel.as_os_str().is_empty() {
             continue;
@@ -98,20 +122,31 @@ fn spool_tar(archive: &Path, staging: &Staging) -> Result<(), LoadError> {
                 fs::create_dir_all(parent).at(parent)?;
             }
             let mut out = File::create(&dest).at(&dest)?;
-            io::copy(&mut entry, &mut out).map_err(|e| invalid(archive, format!("reading {}: {e}", rel.display())))?;
+            io::copy(&mut entry, &mut out)
+                .map_err(|e| invalid(archive, format!("reading {}: {e}", rel.display())))?;
         } else if kind.is_symlink() || kind.is_hard_link() {
-            let target = entry
-                .link_name()
-                .ok()
-                .flatten()
-                .ok_or_else(|| invalid(archive, format!("link {} has no target", rel.display())))?;
+            let target =
+                entry.link_name().ok().flatten().ok_or_else(|| {
+                    invalid(archive, format!("link {} has no target", rel.display()))
+                })?;
             // Symlink targets are relative to the link's directory; hardlink targets to the root.
-            let base = if kind.is_symlink() { rel.parent().unwrap_or(Path::new("")).to_path_buf() } else { PathBuf::new() };
-            let resolved = clean_relative(&base.join(&target))
-                .ok_or_else(|| invalid(archive, format!("link {} points outside the archive", rel.display())))?;
+            let base = if kind.is_symlink() {
+                rel.parent().unwrap_or(Path::new("")).to_path_buf()
+            } else {
+                PathBuf::new()
+            };
+            let resolved = clean_relative(&base.join(&target)).ok_or_else(|| {
+                invalid(
+                    archive,
+                    format!("link {} points outside the archive", rel.display()),
+                )
+            })?;
             links.push((rel, resolved));
         } else {
-            return Err(invalid(archive, format!("entry {} is not a file, directory or link", rel.display())));
+            return Err(invalid(
+                archive,
+                format!("entry {} is not a file, directory or link", rel.display()),
+            ));
         }
     }
     // docker save shares identical layers between images through links; materialize them as
@@ -122,7 +157,14 @@ fn spool_tar(archive: &Path, staging: &Staging) -> Result<(), LoadError> {
             fs::create_dir_all(parent).at(parent)?;
         }
         if !from.is_file() {
-            return Err(invalid(archive, format!("link {} names {} which the archive lacks", link.display(), target.display())));
+            return Err(invalid(
+                archive,
+                format!(
+                    "link {} names {} which the archive lacks",
+                    link.display(),
+                    target.display()
+                ),
+            ));
         }
         fs::hard_link(&from, &to).at(&to)?;
     }
@@ -156,7 +198,10 @@ fn read_small(path: &Path) -> Result<Vec<u8>, LoadError> {
         .read_to_end(&mut data)
         .map_err(|e| invalid(path, format!("cannot read it: {e}")))?;
     if data.len() as u64 > MAX_METADATA_BYTES {
-        return Err(invalid(path, format!("larger than {MAX_METADATA_BYTES} bytes; not an image manifest or config")));
+        return Err(invalid(
+            path,
+            format!("larger than {MAX_METADATA_BYTES} bytes; not an image manifest or config"),
+        ));
     }
     Ok(data)
 }
@@ -166,7 +211,10 @@ fn check_os(config: &ConfigSummary, shown: &Path) -> Result<(), LoadError> {
     if !config.os.is_empty() && config.os != "linux" {
         return Err(invalid(
             shown,
-            format!("the image is for {}/{}; berth runs linux images only", config.os, config.architecture),
+            format!(
+                "the image is for {}/{}; berth runs linux images only",
+                config.os, config.architecture
+            ),
         ));
     }
     Ok(())
@@ -194,10 +242,19 @@ impl OciLayout<'_> {
         let data = read_small(&path)?;
         let actual = Digest::of(&data);
         if actual != desc.digest {
-            return Err(StoreError::DigestMismatch { expected: desc.digest.clone(), actual }.into());
+            return Err(StoreError::DigestMismatch {
+                expected: desc.digest.clone(),
+                actual,
+            }
+            .into());
         }
         if data.len() as u64 != desc.size {
-            return Err(StoreError::SizeMismatch { digest: desc.digest.clone(), expected: desc.size, actual: data.len() as u64 }.into());
+            return Err(StoreError::SizeMismatch {
+                digest: desc.digest.clone(),
+                expected: desc.size,
+                actual: data.len() as u64,
+            }
+            .into());
         }
         Ok(data)
     }
@@ -213,7 +270,8 @@ impl OciLayout<'_> {
         let mut loaded = Vec::new();
         for top in &index.manifests {
             let tags = self.tags_of(top)?;
-            let (manifest_desc, manifest_bytes, manifest) = self.resolve_manifest(top, &platform)?;
+            let (manifest_desc, manifest_bytes, manifest) =
+                self.resolve_manifest(top, &platform)?;
             let id = self.load_image(&manifest_desc, &manifest_bytes, &manifest, &tags)?;
             loaded.push(Loaded { id, tags });
         }
@@ -255,11 +313,16 @@ impl OciLayout<'_> {
             match manifest::parse(Some(&desc.media_type), &bytes).map_err(StoreError::from)? {
                 ManifestKind::Manifest(m) => return Ok((desc, bytes, m)),
                 ManifestKind::Index(idx) => {
-                    desc = manifest::select_platform(&idx, platform).map_err(StoreError::from)?.clone();
+                    desc = manifest::select_platform(&idx, platform)
+                        .map_err(StoreError::from)?
+                        .clone();
                 }
             }
         }
-        Err(invalid(self.shown, "image indexes nest more than four deep"))
+        Err(invalid(
+            self.shown,
+            "image indexes nest more than four deep",
+        ))
     }
 
     fn load_image(
@@ -273,20 +336,29 @@ impl OciLayout<'_> {
         let config = ConfigSummary::parse(&config_bytes).map_err(StoreError::from)?;
         check_os(&config, self.shown)?;
         if config.rootfs.diff_ids.len() != m.layers.len() {
-            return Err(StoreError::from(manifest::ManifestError::LayerCountMismatch {
-                layers: m.layers.len(),
-                diff_ids: config.rootfs.diff_ids.len(),
-            })
-            .into());
+            return Err(
+                StoreError::from(manifest::ManifestError::LayerCountMismatch {
+                    layers: m.layers.len(),
+                    diff_ids: config.rootfs.diff_ids.len(),
+                })
+                .into(),
+            );
         }
         let mut layers = Vec::new();
         for (layer, diff_id) in m.layers.iter().zip(&config.rootfs.diff_ids) {
             if !self.ingest.store().has_layer(diff_id) {
                 let path = self.blob(&layer.digest);
-                let file = File::open(&path).map_err(|e| invalid(&path, format!("layer blob missing from the layout: {e}")))?;
-                self.ingest.add_layer(file, diff_id, Some((&layer.digest, layer.size)))?;
+                let file = File::open(&path).map_err(|e| {
+                    invalid(&path, format!("layer blob missing from the layout: {e}"))
+                })?;
+                self.ingest
+                    .add_layer(file, diff_id, Some((&layer.digest, layer.size)))?;
             }
-            layers.push(LayerRef { diff_id: diff_id.clone(), blob: Some(layer.digest.clone()), media_type: layer.media_type.clone() });
+            layers.push(LayerRef {
+                diff_id: diff_id.clone(),
+                blob: Some(layer.digest.clone()),
+                media_type: layer.media_type.clone(),
+            });
         }
         let record = ImageRecord {
             id: m.config.digest.clone(),
@@ -298,7 +370,9 @@ impl OciLayout<'_> {
             created: config.created,
             added: now(),
         };
-        let record = self.ingest.commit_image(record, &config_bytes, Some(manifest_bytes), tags)?;
+        let record = self
+            .ingest
+            .commit_image(record, &config_bytes, Some(manifest_bytes), tags)?;
         Ok(record.id)
     }
 }
@@ -324,7 +398,12 @@ struct DockerSaveEntry {
     layers: Vec<String>,
 }
 
-fn load_docker_save(ingest: &Ingest, dir: &Path, shown: &Path, opts: &LoadOptions) -> Result<Vec<Loaded>, LoadError> {
+fn load_docker_save(
+    ingest: &Ingest,
+    dir: &Path,
+    shown: &Path,
+    opts: &LoadOptions,
+) -> Result<Vec<Loaded>, LoadError> {
     let manifest_path = dir.join("manifest.json");
     let entries: Vec<DockerSaveEntry> = serde_json::from_slice(&read_small(&manifest_path)?)
         .map_err(|e| invalid(shown, format!("malformed manifest.json: {e}")))?;
@@ -334,7 +413,12 @@ fn load_docker_save(ingest: &Ingest, dir: &Path, shown: &Path, opts: &LoadOption
     let inside = |name: &str| -> Result<PathBuf, LoadError> {
         clean_relative(Path::new(name))
             .map(|rel| dir.join(rel))
-            .ok_or_else(|| invalid(shown, format!("manifest.json names {name:?}, outside the archive")))
+            .ok_or_else(|| {
+                invalid(
+                    shown,
+                    format!("manifest.json names {name:?}, outside the archive"),
+                )
+            })
     };
     let mut loaded = Vec::new();
     for entry in entries {
@@ -342,21 +426,28 @@ fn load_docker_save(ingest: &Ingest, dir: &Path, shown: &Path, opts: &LoadOption
         let config = ConfigSummary::parse(&config_bytes).map_err(StoreError::from)?;
         check_os(&config, shown)?;
         if config.rootfs.diff_ids.len() != entry.layers.len() {
-            return Err(StoreError::from(manifest::ManifestError::LayerCountMismatch {
-                layers: entry.layers.len(),
-                diff_ids: config.rootfs.diff_ids.len(),
-            })
-            .into());
+            return Err(
+                StoreError::from(manifest::ManifestError::LayerCountMismatch {
+                    layers: entry.layers.len(),
+                    diff_ids: config.rootfs.diff_ids.len(),
+                })
+                .into(),
+            );
         }
         let mut layers = Vec::new();
         for (file, diff_id) in entry.layers.iter().zip(&config.rootfs.diff_ids) {
             if !ingest.store().has_layer(diff_id) {
                 let path = inside(file)?;
-                let f = File::open(&path).map_err(|e| invalid(&path, format!("layer missing from the archive: {e}")))?;
+                let f = File::open(&path)
+                    .map_err(|e| invalid(&path, format!("layer missing from the archive: {e}")))?;
                 // The diff id from the config is the check: a docker save layer is the tar itself.
                 ingest.add_layer(f, diff_id, None)?;
             }
-            layers.push(LayerRef { diff_id: diff_id.clone(), blob: None, media_type: manifest::OCI_LAYER_TAR.into() });
+            layers.push(LayerRef {
+                diff_id: diff_id.clone(),
+                blob: None,
+                media_type: manifest::OCI_LAYER_TAR.into(),
+            });
         }
         let mut tags = Vec::new();
         for t in entry.repo_tags.unwrap_or_default() {
@@ -378,7 +469,10 @@ fn load_docker_save(ingest: &Ingest, dir: &Path, shown: &Path, opts: &LoadOption
             added: now(),
         };
         let record = ingest.commit_image(record, &config_bytes, None, &tags)?;
-        loaded.push(Loaded { id: record.id, tags });
+        loaded.push(Loaded {
+            id: record.id,
+            tags,
+        });
     }
     Ok(loaded)
 }
@@ -389,8 +483,14 @@ mod tests {
 
     #[test]
     fn archive_paths_stay_inside() {
-        assert_eq!(clean_relative(Path::new("./blobs/sha256/x")), Some(PathBuf::from("blobs/sha256/x")));
-        assert_eq!(clean_relative(Path::new("a/../b")), Some(PathBuf::from("b")));
+        assert_eq!(
+            clean_relative(Path::new("./blobs/sha256/x")),
+            Some(PathBuf::from("blobs/sha256/x"))
+        );
+        assert_eq!(
+            clean_relative(Path::new("a/../b")),
+            Some(PathBuf::from("b"))
+        );
         assert_eq!(clean_relative(Path::new("../x")), None);
         assert_eq!(clean_relative(Path::new("/etc/passwd")), None);
     }
@@ -399,7 +499,9 @@ mod tests {
     fn bare_tags_are_not_references() {
         assert!(!looks_like_full_reference("latest"));
         assert!(looks_like_full_reference("busybox:1.36"));
-        assert!(looks_like_full_reference("docker.io/library/busybox:latest"));
+        assert!(looks_like_full_reference(
+            "docker.io/library/busybox:latest"
+        ));
         assert!(has_explicit_tag("localhost:5000/app:v1"));
         assert!(!has_explicit_tag("localhost:5000/app"));
     }

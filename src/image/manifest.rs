@@ -85,12 +85,17 @@ pub enum ManifestError {
     #[error("unknown manifest media type {0:?}: berth reads OCI and docker schema2 manifests and indexes")]
     UnknownMediaType(String),
     #[error("malformed {what}: {source}")]
-    Malformed { what: &'static str, source: serde_json::Error },
+    Malformed {
+        what: &'static str,
+        source: serde_json::Error,
+    },
     #[error("unsupported manifest schema version {0}: only schema 2 images can be used (re-push the image with a current docker or skopeo)")]
     SchemaVersion(u32),
     #[error("unknown layer media type {0:?}: berth reads tar, tar+gzip and tar+zstd layers")]
     UnknownLayerType(String),
-    #[error("the image has no {wanted} variant; it offers {available}: choose one with --platform")]
+    #[error(
+        "the image has no {wanted} variant; it offers {available}: choose one with --platform"
+    )]
     NoPlatform { wanted: Platform, available: String },
     #[error("the image's layer list and its config's diff_ids differ in length ({layers} layers, {diff_ids} diff_ids): the image is corrupt")]
     LayerCountMismatch { layers: usize, diff_ids: usize },
@@ -109,11 +114,17 @@ pub fn parse(declared: Option<&str>, bytes: &[u8]) -> Result<ManifestKind, Manif
         layers: Option<serde_json::Value>,
     }
     let probe: Probe =
-        serde_json::from_slice(bytes).map_err(|source| ManifestError::Malformed { what: "manifest", source })?;
+        serde_json::from_slice(bytes).map_err(|source| ManifestError::Malformed {
+            what: "manifest",
+            source,
+        })?;
     if probe.schema_version != 2 {
         return Err(ManifestError::SchemaVersion(probe.schema_version));
     }
-    let media = probe.media_type.as_deref().or(declared.filter(|m| !m.is_empty()));
+    let media = probe
+        .media_type
+        .as_deref()
+        .or(declared.filter(|m| !m.is_empty()));
     let is_index = match media {
         Some(OCI_INDEX) | Some(DOCKER_MANIFEST_LIST) => true,
         Some(OCI_MANIFEST) | Some(DOCKER_MANIFEST) => false,
@@ -124,10 +135,16 @@ pub fn parse(declared: Option<&str>, bytes: &[u8]) -> Result<ManifestKind, Manif
     if is_index {
         serde_json::from_slice(bytes)
             .map(ManifestKind::Index)
-            .map_err(|source| ManifestError::Malformed { what: "image index", source })
+            .map_err(|source| ManifestError::Malformed {
+                what: "image index",
+                source,
+            })
     } else {
-        let m: Manifest = serde_json::from_slice(bytes)
-            .map_err(|source| ManifestError::Malformed { what: "image manifest", source })?;
+        let m: Manifest =
+            serde_json::from_slice(bytes).map_err(|source| ManifestError::Malformed {
+                what: "image manifest",
+                source,
+            })?;
         for layer in &m.layers {
             check_layer_media_type(&layer.media_type)?;
         }
@@ -166,21 +183,31 @@ impl Platform {
             "powerpc64" => "ppc64le",
             other => other,
         };
-        Platform { os: "linux".into(), architecture: architecture.into(), variant: None }
+        Platform {
+            os: "linux".into(),
+            architecture: architecture.into(),
+            variant: None,
+        }
     }
 
     pub fn parse(s: &str) -> Result<Platform, String> {
         let parts: Vec<&str> = s.split('/').collect();
         match parts.as_slice() {
-            [os, arch] if !os.is_empty() && !arch.is_empty() => {
-                Ok(Platform { os: os.to_string(), architecture: arch.to_string(), variant: None })
-            }
-            [os, arch, variant] if !os.is_empty() && !arch.is_empty() && !variant.is_empty() => Ok(Platform {
+            [os, arch] if !os.is_empty() && !arch.is_empty() => Ok(Platform {
                 os: os.to_string(),
                 architecture: arch.to_string(),
-                variant: Some(variant.to_string()),
+                variant: None,
             }),
-            _ => Err(format!("invalid platform {s:?}: use os/arch[/variant], e.g. linux/amd64 or linux/arm64/v8")),
+            [os, arch, variant] if !os.is_empty() && !arch.is_empty() && !variant.is_empty() => {
+                Ok(Platform {
+                    os: os.to_string(),
+                    architecture: arch.to_string(),
+                    variant: Some(variant.to_string()),
+                })
+            }
+            _ => Err(format!(
+                "invalid platform {s:?}: use os/arch[/variant], e.g. linux/amd64 or linux/arm64/v8"
+            )),
         }
     }
 
@@ -203,18 +230,25 @@ impl fmt::Display for Platform {
 
 /// Picks the manifest for `wanted` from an index. Entries without a platform (attestations,
 /// single-platform layouts) are taken only when nothing carries a platform.
-pub fn select_platform<'a>(index: &'a Index, wanted: &Platform) -> Result<&'a Descriptor, ManifestError> {
+pub fn select_platform<'a>(
+    index: &'a Index,
+    wanted: &Platform,
+) -> Result<&'a Descriptor, ManifestError> {
     let manifests = index
         .manifests
         .iter()
         .filter(|d| matches!(d.media_type.as_str(), OCI_MANIFEST | DOCKER_MANIFEST | ""));
-    let with_platform: Vec<&Descriptor> = manifests.clone().filter(|d| d.platform.is_some()).collect();
+    let with_platform: Vec<&Descriptor> =
+        manifests.clone().filter(|d| d.platform.is_some()).collect();
     if with_platform.is_empty() {
         if let Some(d) = manifests.clone().next() {
             return Ok(d);
         }
     }
-    if let Some(d) = with_platform.iter().find(|d| d.platform.as_ref().is_some_and(|p| wanted.matches(p))) {
+    if let Some(d) = with_platform
+        .iter()
+        .find(|d| d.platform.as_ref().is_some_and(|p| wanted.matches(p)))
+    {
         return Ok(d);
     }
     let available = with_platform
@@ -228,7 +262,11 @@ pub fn select_platform<'a>(index: &'a Index, wanted: &Platform) -> Result<&'a De
         .join(", ");
     Err(ManifestError::NoPlatform {
         wanted: wanted.clone(),
-        available: if available.is_empty() { "no platforms".into() } else { available },
+        available: if available.is_empty() {
+            "no platforms".into()
+        } else {
+            available
+        },
     })
 }
 
@@ -253,7 +291,10 @@ pub struct RootFs {
 
 impl ConfigSummary {
     pub fn parse(bytes: &[u8]) -> Result<ConfigSummary, ManifestError> {
-        serde_json::from_slice(bytes).map_err(|source| ManifestError::Malformed { what: "image config", source })
+        serde_json::from_slice(bytes).map_err(|source| ManifestError::Malformed {
+            what: "image config",
+            source,
+        })
     }
 }
 
@@ -266,7 +307,11 @@ mod tests {
             media_type: OCI_MANIFEST.into(),
             digest: Digest::of(format!("{platform:?}").as_bytes()),
             size: 1,
-            platform: platform.map(|(os, arch)| PlatformSpec { os: os.into(), architecture: arch.into(), variant: None }),
+            platform: platform.map(|(os, arch)| PlatformSpec {
+                os: os.into(),
+                architecture: arch.into(),
+                variant: None,
+            }),
             annotations: Default::default(),
             urls: vec![],
         }
@@ -277,21 +322,38 @@ mod tests {
         let index = Index {
             schema_version: 2,
             media_type: Some(OCI_INDEX.into()),
-            manifests: vec![desc(Some(("linux", "arm64"))), desc(Some(("linux", "amd64")))],
+            manifests: vec![
+                desc(Some(("linux", "arm64"))),
+                desc(Some(("linux", "amd64"))),
+            ],
             annotations: Default::default(),
         };
         let amd = Platform::parse("linux/amd64").unwrap();
-        assert_eq!(select_platform(&index, &amd).unwrap().digest, index.manifests[1].digest);
-        let err = select_platform(&index, &Platform::parse("linux/s390x").unwrap()).unwrap_err().to_string();
-        assert!(err.contains("linux/s390x") && err.contains("linux/arm64, linux/amd64"), "{err}");
+        assert_eq!(
+            select_platform(&index, &amd).unwrap().digest,
+            index.manifests[1].digest
+        );
+        let err = select_platform(&index, &Platform::parse("linux/s390x").unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("linux/s390x") && err.contains("linux/arm64, linux/amd64"),
+            "{err}"
+        );
     }
 
     #[test]
     fn rejects_unknown_media_types_and_schema1() {
         let doc = br#"{"schemaVersion":2,"mediaType":"application/x-nope","layers":[]}"#;
-        assert!(matches!(parse(None, doc), Err(ManifestError::UnknownMediaType(_))));
+        assert!(matches!(
+            parse(None, doc),
+            Err(ManifestError::UnknownMediaType(_))
+        ));
         let doc = br#"{"schemaVersion":1,"name":"x"}"#;
-        assert!(matches!(parse(None, doc), Err(ManifestError::SchemaVersion(1))));
+        assert!(matches!(
+            parse(None, doc),
+            Err(ManifestError::SchemaVersion(1))
+        ));
         assert!(check_layer_media_type("application/x-tar-but-not").is_err());
         assert!(check_layer_media_type(DOCKER_LAYER_GZIP).is_ok());
     }

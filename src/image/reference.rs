@@ -34,7 +34,10 @@ pub struct InvalidReference {
 }
 
 fn invalid(input: &str, reason: impl Into<String>) -> InvalidReference {
-    InvalidReference { input: input.to_string(), reason: reason.into() }
+    InvalidReference {
+        input: input.to_string(),
+        reason: reason.into(),
+    }
 }
 
 impl Reference {
@@ -46,9 +49,12 @@ impl Reference {
         }
         let (rest, digest) = match input.split_once('@') {
             Some((r, d)) => {
-                let digest = d
-                    .parse::<Digest>()
-                    .map_err(|_| invalid(input, "the digest must be sha256:<64 lower-case hex digits>"))?;
+                let digest = d.parse::<Digest>().map_err(|_| {
+                    invalid(
+                        input,
+                        "the digest must be sha256:<64 lower-case hex digits>",
+                    )
+                })?;
                 (r, Some(digest))
             }
             None => (input, None),
@@ -87,7 +93,12 @@ impl Reference {
             (None, None) => Some(DEFAULT_TAG.to_string()),
             _ => tag,
         };
-        Ok(Reference { registry, repository, tag, digest })
+        Ok(Reference {
+            registry,
+            repository,
+            tag,
+            digest,
+        })
     }
 
     /// `registry/repository`, e.g. `docker.io/library/ubuntu`.
@@ -98,7 +109,10 @@ impl Reference {
     /// The short form docker prints: `ubuntu`, `someone/app`, `127.0.0.1:5000/app`.
     pub fn familiar_name(&self) -> String {
         if self.registry == DEFAULT_REGISTRY {
-            self.repository.strip_prefix("library/").unwrap_or(&self.repository).to_string()
+            self.repository
+                .strip_prefix("library/")
+                .unwrap_or(&self.repository)
+                .to_string()
         } else {
             self.name()
         }
@@ -111,7 +125,11 @@ impl Reference {
 
     /// The same repository with another tag and no digest.
     pub fn with_tag(&self, tag: &str) -> Reference {
-        Reference { tag: Some(tag.to_string()), digest: None, ..self.clone() }
+        Reference {
+            tag: Some(tag.to_string()),
+            digest: None,
+            ..self.clone()
+        }
     }
 }
 
@@ -136,10 +154,15 @@ fn validate_tag(input: &str, tag: &str) -> Result<(), InvalidReference> {
         return Err(invalid(input, "the tag after ':' is empty"));
     }
     if tag.len() > TAG_MAX {
-        return Err(invalid(input, format!("the tag is longer than {TAG_MAX} characters")));
+        return Err(invalid(
+            input,
+            format!("the tag is longer than {TAG_MAX} characters"),
+        ));
     }
     let mut chars = tag.chars();
-    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
     if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) {
         return Err(invalid(
             input,
@@ -161,11 +184,15 @@ fn validate_registry(input: &str, reg: &str) -> Result<(), InvalidReference> {
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         });
-    let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.chars().all(|c| c.is_ascii_digit()));
+    let port_ok =
+        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.chars().all(|c| c.is_ascii_digit()));
     if host_ok && port_ok {
         Ok(())
     } else {
-        Err(invalid(input, format!("{reg:?} is not a valid registry host[:port]")))
+        Err(invalid(
+            input,
+            format!("{reg:?} is not a valid registry host[:port]"),
+        ))
     }
 }
 
@@ -252,7 +279,10 @@ mod tests {
 
     #[test]
     fn short_names_resolve_like_docker() {
-        assert_eq!(p("ubuntu:14.04").to_string(), "docker.io/library/ubuntu:14.04");
+        assert_eq!(
+            p("ubuntu:14.04").to_string(),
+            "docker.io/library/ubuntu:14.04"
+        );
         assert_eq!(p("ubuntu").to_string(), "docker.io/library/ubuntu:latest");
         assert_eq!(p("someone/app").to_string(), "docker.io/someone/app:latest");
         assert_eq!(p("ubuntu").familiar_name(), "ubuntu");
@@ -261,7 +291,10 @@ mod tests {
     #[test]
     fn registries_with_ports_and_digests() {
         let r = p("127.0.0.1:5000/team/app:v1");
-        assert_eq!((r.registry.as_str(), r.repository.as_str(), r.tag.as_deref()), ("127.0.0.1:5000", "team/app", Some("v1")));
+        assert_eq!(
+            (r.registry.as_str(), r.repository.as_str(), r.tag.as_deref()),
+            ("127.0.0.1:5000", "team/app", Some("v1"))
+        );
         assert_eq!(r.familiar_name(), "127.0.0.1:5000/team/app");
         let r = p("localhost/app");
         assert_eq!(r.registry, "localhost");
@@ -275,13 +308,30 @@ mod tests {
 
     #[test]
     fn rejects_what_docker_rejects() {
-        for bad in ["UPPER:case", "app:", "", ":tag", "a//b", "-app", "app-", "app:.bad", "app@sha256:zz", "a..b"] {
+        for bad in [
+            "UPPER:case",
+            "app:",
+            "",
+            ":tag",
+            "a//b",
+            "-app",
+            "app-",
+            "app:.bad",
+            "app@sha256:zz",
+            "a..b",
+        ] {
             let e = Reference::parse(bad).expect_err(bad);
             assert!(e.to_string().starts_with("invalid reference"), "{e}");
         }
-        assert!(Reference::parse("UPPER:case").unwrap_err().reason.contains("lower-case"));
+        assert!(Reference::parse("UPPER:case")
+            .unwrap_err()
+            .reason
+            .contains("lower-case"));
         let long = "a".repeat(200);
-        assert!(Reference::parse(&format!("{long}/{long}")).unwrap_err().reason.contains("longer than"));
+        assert!(Reference::parse(&format!("{long}/{long}"))
+            .unwrap_err()
+            .reason
+            .contains("longer than"));
         assert!(Reference::parse(&format!("app:{}", "t".repeat(129))).is_err());
     }
 }

@@ -65,7 +65,8 @@ pub fn layer_tar(entries: &[Entry]) -> Vec<u8> {
                 h.set_entry_type(tar::EntryType::Regular);
                 h.set_mode(0o644);
                 h.set_size(0);
-                b.append_data(&mut h, Path::new(dir).join(".wh..wh..opq"), &[][..]).unwrap();
+                b.append_data(&mut h, Path::new(dir).join(".wh..wh..opq"), &[][..])
+                    .unwrap();
             }
         }
     }
@@ -147,15 +148,24 @@ impl Image {
             .ok()
             .and_then(|d| serde_json::from_slice(&d).ok())
             .unwrap_or_else(|| serde_json::json!({ "schemaVersion": 2, "manifests": [] }));
-        let ann: serde_json::Map<String, serde_json::Value> =
-            annotations.iter().map(|(k, v)| (k.to_string(), serde_json::json!(v))).collect();
-        index["manifests"].as_array_mut().unwrap().push(serde_json::json!({
-            "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": mn,
-            "annotations": ann,
-        }));
+        let ann: serde_json::Map<String, serde_json::Value> = annotations
+            .iter()
+            .map(|(k, v)| (k.to_string(), serde_json::json!(v)))
+            .collect();
+        index["manifests"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({
+                "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": mn,
+                "annotations": ann,
+            }));
         fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
         fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-        Written { config_digest: cd, manifest_digest: md, diff_ids: self.layers.iter().map(|l| sha256(l)).collect() }
+        Written {
+            config_digest: cd,
+            manifest_digest: md,
+            diff_ids: self.layers.iter().map(|l| sha256(l)).collect(),
+        }
     }
 
     /// Writes a classic `docker save` archive: `<id>/layer.tar` directories, a config JSON and
@@ -182,6 +192,10 @@ impl Image {
             "Config": format!("{}.json", &cd[7..]), "RepoTags": repo_tags, "Layers": layer_paths }]);
         add("manifest.json", &serde_json::to_vec(&manifest).unwrap());
         b.finish().unwrap();
-        Written { config_digest: cd, manifest_digest: String::new(), diff_ids: self.layers.iter().map(|l| sha256(l)).collect() }
+        Written {
+            config_digest: cd,
+            manifest_digest: String::new(),
+            diff_ids: self.layers.iter().map(|l| sha256(l)).collect(),
+        }
     }
 }

@@ -157,8 +157,10 @@ impl OciImageBuilder {
     /// Adds a layer of regular files `(path, content, mode)`, compressed as set by
     /// [`compression`](Self::compression) at build time.
     pub fn layer<P: AsRef<str>, D: AsRef<[u8]>>(mut self, files: Vec<(P, D, u32)>) -> Self {
-        let files: Vec<(String, Vec<u8>, u32)> =
-            files.into_iter().map(|(p, d, m)| (p.as_ref().to_string(), d.as_ref().to_vec(), m)).collect();
+        let files: Vec<(String, Vec<u8>, u32)> = files
+            .into_iter()
+            .map(|(p, d, m)| (p.as_ref().to_string(), d.as_ref().to_vec(), m))
+            .collect();
         self.layers.push((tar_of(&files), self.compression));
         self
     }
@@ -216,7 +218,9 @@ impl OciImageBuilder {
         for (tar, c) in &self.layers {
             let blob = c.compress(tar);
             let d = put_blob(dir, &blob);
-            layer_descs.push(serde_json::json!({ "mediaType": c.media_type(), "digest": d, "size": blob.len() }));
+            layer_descs.push(
+                serde_json::json!({ "mediaType": c.media_type(), "digest": d, "size": blob.len() }),
+            );
             layer_digests.push(d);
             layer_sizes.push(blob.len());
         }
@@ -247,7 +251,13 @@ impl OciImageBuilder {
     /// Writes the image into the OCI layout at `dir` (created, or extended) under `tag`.
     pub fn build(&self, dir: &Path, tag: &str) -> BuiltImage {
         let built = self.write_blobs(dir);
-        add_index_entry(dir, OCI_MANIFEST, &built.manifest_digest, built.manifest_size, tag);
+        add_index_entry(
+            dir,
+            OCI_MANIFEST,
+            &built.manifest_digest,
+            built.manifest_size,
+            tag,
+        );
         built
     }
 }
@@ -280,7 +290,8 @@ impl OciIndexBuilder {
         let manifests: Vec<serde_json::Value> = images
             .iter()
             .map(|b| {
-                let mut platform = serde_json::json!({ "os": b.os, "architecture": b.architecture });
+                let mut platform =
+                    serde_json::json!({ "os": b.os, "architecture": b.architecture });
                 if let Some(v) = &b.variant {
                     platform["variant"] = serde_json::json!(v);
                 }
@@ -296,7 +307,10 @@ impl OciIndexBuilder {
         .expect("index json");
         let digest = put_blob(dir, &index);
         add_index_entry(dir, OCI_INDEX, &digest, index.len(), tag);
-        BuiltIndex { index_digest: digest, images }
+        BuiltIndex {
+            index_digest: digest,
+            images,
+        }
     }
 }
 
@@ -322,6 +336,8 @@ pub fn add_index_entry(dir: &Path, media_type: &str, digest: &str, size: usize, 
         "mediaType": media_type, "digest": digest, "size": size,
         "annotations": { "org.opencontainers.image.ref.name": tag },
     }));
-    fs::write(&index_path, serde_json::to_vec(&index).expect("index json")).expect("write index.json");
-    fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).expect("write oci-layout");
+    fs::write(&index_path, serde_json::to_vec(&index).expect("index json"))
+        .expect("write index.json");
+    fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)
+        .expect("write oci-layout");
 }

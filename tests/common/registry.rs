@@ -30,7 +30,11 @@ pub fn require_tool(name: &str) {
 
 /// A port on 127.0.0.1 that nothing listens on right now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0").local_addr().expect("local addr").port()
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind 127.0.0.1:0")
+        .local_addr()
+        .expect("local addr")
+        .port()
 }
 
 /// Waits until `GET /v2/` answers (any status), or the process exits.
@@ -40,7 +44,10 @@ fn wait_ready(child: &mut Child, port: u16) -> bool {
         if let Ok(Some(_)) = child.try_wait() {
             return false;
         }
-        match ureq::get(&format!("http://127.0.0.1:{port}/v2/")).timeout(Duration::from_secs(2)).call() {
+        match ureq::get(&format!("http://127.0.0.1:{port}/v2/"))
+            .timeout(Duration::from_secs(2))
+            .call()
+        {
             Ok(_) | Err(ureq::Error::Status(..)) => return true,
             Err(_) => std::thread::sleep(Duration::from_millis(50)),
         }
@@ -50,7 +57,10 @@ fn wait_ready(child: &mut Child, port: u16) -> bool {
 
 fn kill_child(child: &mut Child) {
     // SIGKILL by pid: only the process this guard started.
-    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
     let _ = child.wait();
 }
 
@@ -62,7 +72,12 @@ pub enum RegistryAuth {
     /// `auth: htpasswd` with one user.
     Htpasswd { user: String, password: String },
     /// `auth: token` trusting `issuer`'s certificate.
-    Token { realm: String, service: String, issuer: String, cert: PathBuf },
+    Token {
+        realm: String,
+        service: String,
+        issuer: String,
+        cert: PathBuf,
+    },
 }
 
 /// A running registry; killed on drop.
@@ -80,7 +95,10 @@ impl Registry {
 
     pub fn start_with(auth: RegistryAuth) -> Registry {
         require_tool("docker-registry");
-        let dir = tempfile::Builder::new().prefix("berth-registry-").tempdir().expect("temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("berth-registry-")
+            .tempdir()
+            .expect("temp dir");
         let auth_yaml = match &auth {
             RegistryAuth::None => String::new(),
             RegistryAuth::Htpasswd { user, password } => {
@@ -120,7 +138,12 @@ impl Registry {
                 .spawn()
                 .expect("start docker-registry");
             if wait_ready(&mut child, port) {
-                return Registry { port, auth, child, dir };
+                return Registry {
+                    port,
+                    auth,
+                    child,
+                    dir,
+                };
             }
             kill_child(&mut child);
         }
@@ -132,6 +155,13 @@ impl Registry {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// Where the registry's filesystem storage keeps a blob (`sha256:<hex>`): tests overwrite it
+    /// to make the registry serve corrupt content.
+    pub fn blob_data_path(&self, digest: &str) -> PathBuf {
+        let hex = digest.trim_start_matches("sha256:");
+        self.dir.path().join("storage/docker/registry/v2/blobs/sha256").join(&hex[..2]).join(hex).join("data")
+    }
+
     /// The registry's own log, for assertion messages.
     pub fn log(&self) -> String {
         fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
@@ -141,7 +171,12 @@ impl Registry {
     pub fn push(&self, layout: &Path, tag: &str, dest: &str, extra: &[&str]) {
         require_tool("skopeo");
         let mut cmd = Command::new("skopeo");
-        cmd.args(["--insecure-policy", "copy", "--quiet", "--dest-tls-verify=false"]);
+        cmd.args([
+            "--insecure-policy",
+            "copy",
+            "--quiet",
+            "--dest-tls-verify=false",
+        ]);
         let creds;
         if let RegistryAuth::Htpasswd { user, password } = &self.auth {
             creds = format!("{user}:{password}");
@@ -160,7 +195,14 @@ impl Registry {
     }
 
     /// Like [`push`](Self::push) with explicit credentials (token-auth registries).
-    pub fn push_with_creds(&self, layout: &Path, tag: &str, dest: &str, creds: &str, extra: &[&str]) {
+    pub fn push_with_creds(
+        &self,
+        layout: &Path,
+        tag: &str,
+        dest: &str,
+        creds: &str,
+        extra: &[&str],
+    ) {
         let mut args = vec!["--dest-creds", creds];
         args.extend_from_slice(extra);
         self.push(layout, tag, dest, &args);
@@ -168,13 +210,32 @@ impl Registry {
 
     /// Uploads `blobs` and then `manifest` under `reference` exactly as given, through the
     /// distribution API (monolithic uploads). For registries without auth.
-    pub fn push_raw(&self, repo: &str, reference: &str, media_type: &str, manifest: &[u8], blobs: &[Vec<u8>]) {
+    pub fn push_raw(
+        &self,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        manifest: &[u8],
+        blobs: &[Vec<u8>],
+    ) {
         let base = format!("http://{}", self.host());
         for blob in blobs {
-            let digest = format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(blob)));
-            let resp = ureq::post(&format!("{base}/v2/{repo}/blobs/uploads/")).call().expect("start blob upload");
-            let location = resp.header("location").expect("upload location").to_string();
-            let url = if location.starts_with("http") { location } else { format!("{base}{location}") };
+            let digest = format!(
+                "sha256:{}",
+                hex::encode(<sha2::Sha256 as sha2::Digest>::digest(blob))
+            );
+            let resp = ureq::post(&format!("{base}/v2/{repo}/blobs/uploads/"))
+                .call()
+                .expect("start blob upload");
+            let location = resp
+                .header("location")
+                .expect("upload location")
+                .to_string();
+            let url = if location.starts_with("http") {
+                location
+            } else {
+                format!("{base}{location}")
+            };
             let sep = if url.contains('?') { '&' } else { '?' };
             ureq::put(&format!("{url}{sep}digest={digest}"))
                 .set("Content-Type", "application/octet-stream")
@@ -189,16 +250,22 @@ impl Registry {
 
     /// The manifest the registry serves for `repo:reference` (no auth), and its content type.
     pub fn get_manifest(&self, repo: &str, reference: &str) -> (Vec<u8>, String) {
-        let accept = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, \
+        let accept =
+            "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, \
                       application/vnd.docker.distribution.manifest.list.v2+json, \
                       application/vnd.docker.distribution.manifest.v2+json";
-        let resp = ureq::get(&format!("http://{}/v2/{repo}/manifests/{reference}", self.host()))
-            .set("Accept", accept)
-            .call()
-            .expect("get manifest");
+        let resp = ureq::get(&format!(
+            "http://{}/v2/{repo}/manifests/{reference}",
+            self.host()
+        ))
+        .set("Accept", accept)
+        .call()
+        .expect("get manifest");
         let ct = resp.header("content-type").unwrap_or_default().to_string();
         let mut body = Vec::new();
-        resp.into_reader().read_to_end(&mut body).expect("read manifest");
+        resp.into_reader()
+            .read_to_end(&mut body)
+            .expect("read manifest");
         (body, ct)
     }
 }
@@ -231,14 +298,26 @@ impl ThrottledProxy {
                     return;
                 }
                 let Ok(client) = client else { continue };
-                let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else { continue };
-                let (c2, s2) = (client.try_clone().expect("clone"), server.try_clone().expect("clone"));
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                    continue;
+                };
+                let (c2, s2) = (
+                    client.try_clone().expect("clone"),
+                    server.try_clone().expect("clone"),
+                );
                 std::thread::spawn(move || pipe(c2, s2, None, None));
                 let (sent, stop) = (sent2.clone(), stop2.clone());
-                std::thread::spawn(move || pipe(server, client, Some((bytes_per_sec, sent)), Some(stop)));
+                std::thread::spawn(move || {
+                    pipe(server, client, Some((bytes_per_sec, sent)), Some(stop))
+                });
             }
         });
-        ThrottledProxy { port, sent, stop, thread: Some(thread) }
+        ThrottledProxy {
+            port,
+            sent,
+            stop,
+            thread: Some(thread),
+        }
     }
 
     pub fn host(&self) -> String {
@@ -251,7 +330,12 @@ impl ThrottledProxy {
     }
 }
 
-fn pipe(mut from: TcpStream, mut to: TcpStream, limit: Option<(u64, Arc<AtomicU64>)>, stop: Option<Arc<AtomicBool>>) {
+fn pipe(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    limit: Option<(u64, Arc<AtomicU64>)>,
+    stop: Option<Arc<AtomicBool>>,
+) {
     let start = Instant::now();
     let mut total = 0u64;
     let mut buf = [0u8; 16 << 10];
@@ -307,18 +391,39 @@ pub struct TokenServer {
 impl TokenServer {
     pub fn start(user: &str, password: &str) -> TokenServer {
         require_tool("openssl");
-        let dir = tempfile::Builder::new().prefix("berth-token-").tempdir().expect("temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("berth-token-")
+            .tempdir()
+            .expect("temp dir");
         let (key, cert) = (dir.path().join("key.pem"), dir.path().join("cert.pem"));
         let out = Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=berth-test-token"])
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=berth-test-token",
+            ])
             .arg("-keyout")
             .arg(&key)
             .arg("-out")
             .arg(&cert)
             .output()
             .expect("run openssl req");
-        assert!(out.status.success(), "openssl req: {}", String::from_utf8_lossy(&out.stderr));
-        let der = Command::new("openssl").args(["x509", "-outform", "DER", "-in"]).arg(&cert).output().expect("openssl x509");
+        assert!(
+            out.status.success(),
+            "openssl req: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let der = Command::new("openssl")
+            .args(["x509", "-outform", "DER", "-in"])
+            .arg(&cert)
+            .output()
+            .expect("openssl x509");
         assert!(der.status.success());
         let x5c = BASE64_STANDARD.encode(&der.stdout);
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind token server");
@@ -326,9 +431,21 @@ impl TokenServer {
         let stop = Arc::new(AtomicBool::new(false));
         let requests = Arc::new(Mutex::new(Vec::new()));
         let issued = Arc::new(AtomicUsize::new(0));
-        let (service, issuer) = ("berth-test-registry".to_string(), "berth-test-issuer".to_string());
-        let expected_auth = format!("Basic {}", BASE64_STANDARD.encode(format!("{user}:{password}")));
-        let ctx = Arc::new(TokenCtx { key, x5c, service: service.clone(), issuer: issuer.clone(), expected_auth });
+        let (service, issuer) = (
+            "berth-test-registry".to_string(),
+            "berth-test-issuer".to_string(),
+        );
+        let expected_auth = format!(
+            "Basic {}",
+            BASE64_STANDARD.encode(format!("{user}:{password}"))
+        );
+        let ctx = Arc::new(TokenCtx {
+            key,
+            x5c,
+            service: service.clone(),
+            issuer: issuer.clone(),
+            expected_auth,
+        });
         let (stop2, requests2, issued2) = (stop.clone(), requests.clone(), issued.clone());
         let thread = std::thread::spawn(move || {
             for conn in listener.incoming() {
@@ -340,7 +457,16 @@ impl TokenServer {
                 std::thread::spawn(move || serve_token(conn, &ctx, &requests, &issued));
             }
         });
-        TokenServer { port, service, issuer, dir, stop, thread: Some(thread), requests, issued }
+        TokenServer {
+            port,
+            service,
+            issuer,
+            dir,
+            stop,
+            thread: Some(thread),
+            requests,
+            issued,
+        }
     }
 
     pub fn realm(&self) -> String {
@@ -376,7 +502,12 @@ struct TokenCtx {
     expected_auth: String,
 }
 
-fn serve_token(conn: TcpStream, ctx: &TokenCtx, requests: &Mutex<Vec<(String, bool)>>, issued: &AtomicUsize) {
+fn serve_token(
+    conn: TcpStream,
+    ctx: &TokenCtx,
+    requests: &Mutex<Vec<(String, bool)>>,
+    issued: &AtomicUsize,
+) {
     let mut reader = BufReader::new(conn.try_clone().expect("clone"));
     let mut out = conn;
     let mut line = String::new();
@@ -396,7 +527,10 @@ fn serve_token(conn: TcpStream, ctx: &TokenCtx, requests: &Mutex<Vec<(String, bo
             }
         }
     }
-    let query = target.split_once('?').map(|(_, q)| q.to_string()).unwrap_or_default();
+    let query = target
+        .split_once('?')
+        .map(|(_, q)| q.to_string())
+        .unwrap_or_default();
     let valid = authorization.as_deref() == Some(ctx.expected_auth.as_str());
     requests.lock().unwrap().push((query.clone(), valid));
     let respond = |out: &mut TcpStream, status: &str, body: &str| {
@@ -407,7 +541,11 @@ fn serve_token(conn: TcpStream, ctx: &TokenCtx, requests: &Mutex<Vec<(String, bo
         );
     };
     if authorization.is_some() && !valid {
-        respond(&mut out, "401 Unauthorized", r#"{"details":"incorrect username or password"}"#);
+        respond(
+            &mut out,
+            "401 Unauthorized",
+            r#"{"details":"incorrect username or password"}"#,
+        );
         return;
     }
     let mut access = Vec::new();
@@ -442,10 +580,21 @@ fn serve_token(conn: TcpStream, ctx: &TokenCtx, requests: &Mutex<Vec<(String, bo
         .stdout(Stdio::piped())
         .spawn()
         .expect("run openssl dgst");
-    sign.stdin.take().expect("stdin").write_all(signing_input.as_bytes()).expect("write to openssl");
+    sign.stdin
+        .take()
+        .expect("stdin")
+        .write_all(signing_input.as_bytes())
+        .expect("write to openssl");
     let sig = sign.wait_with_output().expect("openssl dgst output");
     assert!(sig.status.success(), "openssl dgst failed");
-    let token = format!("{signing_input}.{}", BASE64_URL_SAFE_NO_PAD.encode(&sig.stdout));
+    let token = format!(
+        "{signing_input}.{}",
+        BASE64_URL_SAFE_NO_PAD.encode(&sig.stdout)
+    );
     issued.fetch_add(1, Ordering::SeqCst);
-    respond(&mut out, "200 OK", &serde_json::json!({ "token": token, "expires_in": 300 }).to_string());
+    respond(
+        &mut out,
+        "200 OK",
+        &serde_json::json!({ "token": token, "expires_in": 300 }).to_string(),
+    );
 }

@@ -113,7 +113,8 @@ pub struct TagArgs {
 }
 
 fn open_store(g: &GlobalOptions) -> Result<Store> {
-    Store::open(&g.root).with_context(|| format!("cannot open the image store under {}", g.root.display()))
+    Store::open(&g.root)
+        .with_context(|| format!("cannot open the image store under {}", g.root.display()))
 }
 
 pub fn run(g: &GlobalOptions, cmd: &ImageCommand) -> Result<i32> {
@@ -133,10 +134,15 @@ pub fn list(g: &GlobalOptions, a: &ListArgs) -> Result<i32> {
     let mut images = store.images()?;
     if let Some(filter) = &a.reference {
         let wanted = Reference::parse(filter)?;
-        let explicit_tag = filter.rsplit('/').next().is_some_and(|last| last.contains(':'));
+        let explicit_tag = filter
+            .rsplit('/')
+            .next()
+            .is_some_and(|last| last.contains(':'));
         images.retain(|i| {
             i.tags.iter().any(|t| {
-                Reference::parse(t).is_ok_and(|r| r.name() == wanted.name() && (!explicit_tag || r.tag == wanted.tag))
+                Reference::parse(t).is_ok_and(|r| {
+                    r.name() == wanted.name() && (!explicit_tag || r.tag == wanted.tag)
+                })
             })
         });
     }
@@ -148,10 +154,25 @@ pub fn list(g: &GlobalOptions, a: &ListArgs) -> Result<i32> {
         return Ok(0);
     }
     // One row per tag (an untagged image gets one `<none>` row), as docker lists them.
-    let mut rows = vec![["REPOSITORY".to_string(), "TAG".into(), "IMAGE ID".into(), "CREATED".into(), "SIZE".into()]];
+    let mut rows = vec![[
+        "REPOSITORY".to_string(),
+        "TAG".into(),
+        "IMAGE ID".into(),
+        "CREATED".into(),
+        "SIZE".into(),
+    ]];
     for i in &images {
-        let id = if a.no_trunc { i.record.id.to_string() } else { i.record.id.short().to_string() };
-        let created = i.record.created.as_deref().map(human_age).unwrap_or_else(|| "N/A".into());
+        let id = if a.no_trunc {
+            i.record.id.to_string()
+        } else {
+            i.record.id.short().to_string()
+        };
+        let created = i
+            .record
+            .created
+            .as_deref()
+            .map(human_age)
+            .unwrap_or_else(|| "N/A".into());
         let size = human_size(i.size);
         let names: Vec<(String, String)> = if i.tags.is_empty() {
             vec![("<none>".into(), "<none>".into())]
@@ -223,14 +244,22 @@ fn human_size(bytes: u64) -> String {
     if unit == 0 {
         format!("{bytes}B")
     } else {
-        format!("{value:.3}").trim_end_matches('0').trim_end_matches('.').to_string() + UNITS[unit]
+        format!("{value:.3}")
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
+            + UNITS[unit]
     }
 }
 
 /// `3 days ago`, like docker's CREATED column.
 fn human_age(rfc3339: &str) -> String {
-    let Ok(t) = chrono::DateTime::parse_from_rfc3339(rfc3339) else { return rfc3339.to_string() };
-    let secs = (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_seconds().max(0);
+    let Ok(t) = chrono::DateTime::parse_from_rfc3339(rfc3339) else {
+        return rfc3339.to_string();
+    };
+    let secs = (chrono::Utc::now() - t.with_timezone(&chrono::Utc))
+        .num_seconds()
+        .max(0);
     let (n, unit) = match secs {
         s if s < 60 => return "Less than a minute ago".into(),
         s if s < 3600 => (s / 60, "minute"),
@@ -249,11 +278,19 @@ fn human_age(rfc3339: &str) -> String {
 
 pub fn load(g: &GlobalOptions, a: &LoadArgs) -> Result<i32> {
     let store = open_store(g)?;
-    let platform = a.platform.as_deref().map(Platform::parse).transpose().map_err(anyhow::Error::msg)?;
+    let platform = a
+        .platform
+        .as_deref()
+        .map(Platform::parse)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
     if let Some(n) = &a.name {
         Reference::parse(n)?;
     }
-    let opts = LoadOptions { name: a.name.clone(), platform };
+    let opts = LoadOptions {
+        name: a.name.clone(),
+        platform,
+    };
     let loaded = load::load(&store, &a.input, &opts)?;
     for image in loaded {
         if a.quiet {
@@ -277,7 +314,12 @@ pub fn import(g: &GlobalOptions, a: &ImportArgs) -> Result<i32> {
         import::import(&store, io::stdin().lock(), reference.as_ref(), config)?
     } else {
         let f = File::open(&a.file).with_context(|| format!("cannot open {}", a.file))?;
-        import::import(&store, io::BufReader::with_capacity(1 << 20, f), reference.as_ref(), config)?
+        import::import(
+            &store,
+            io::BufReader::with_capacity(1 << 20, f),
+            reference.as_ref(),
+            config,
+        )?
     };
     println!("{}", record.id);
     Ok(0)
@@ -287,11 +329,15 @@ pub fn import(g: &GlobalOptions, a: &ImportArgs) -> Result<i32> {
 fn parse_changes(changes: &[String]) -> Result<Value> {
     let mut config = serde_json::Map::new();
     for change in changes {
-        let (instr, rest) = change.trim().split_once(char::is_whitespace).unwrap_or((change.trim(), ""));
+        let (instr, rest) = change
+            .trim()
+            .split_once(char::is_whitespace)
+            .unwrap_or((change.trim(), ""));
         let rest = rest.trim();
         let exec_form = || -> Result<Value> {
             if rest.starts_with('[') {
-                let v: Vec<String> = serde_json::from_str(rest).with_context(|| format!("--change {change:?}: bad JSON array"))?;
+                let v: Vec<String> = serde_json::from_str(rest)
+                    .with_context(|| format!("--change {change:?}: bad JSON array"))?;
                 Ok(json!(v))
             } else {
                 Ok(json!(["/bin/sh", "-c", rest]))
@@ -320,7 +366,9 @@ fn parse_changes(changes: &[String]) -> Result<Value> {
                     list.push(json!(format!("{}={}", k.trim(), v.trim())));
                 }
             }
-            other => bail!("--change {other:?} is not supported: use CMD, ENTRYPOINT, ENV, WORKDIR or USER"),
+            other => bail!(
+                "--change {other:?} is not supported: use CMD, ENTRYPOINT, ENV, WORKDIR or USER"
+            ),
         }
     }
     Ok(Value::Object(config))
@@ -342,7 +390,12 @@ pub fn inspect(g: &GlobalOptions, a: &InspectArgs) -> Result<i32> {
         };
         let summary = all.iter().find(|s| s.record.id == record.id);
         let config: Value = serde_json::from_slice(&store.read_blob(&record.id)?)?;
-        let lowers: Vec<String> = store.layer_dirs(&record).iter().rev().map(|p| p.display().to_string()).collect();
+        let lowers: Vec<String> = store
+            .layer_dirs(&record)
+            .iter()
+            .rev()
+            .map(|p| p.display().to_string())
+            .collect();
         out.push(json!({
             "Id": record.id.to_string(),
             "RepoTags": summary.map(|s| s.tags.iter().map(|t| display_tag(t)).collect::<Vec<_>>()).unwrap_or_default(),
@@ -413,7 +466,12 @@ mod tests {
         assert_eq!(human_size(999), "999B");
         assert_eq!(human_size(4_260_000), "4.26MB");
         assert_eq!(human_size(1_000_000), "1MB");
-        let c = parse_changes(&["CMD [\"/bin/sh\"]".into(), "ENV A=b".into(), "WORKDIR /srv".into()]).unwrap();
+        let c = parse_changes(&[
+            "CMD [\"/bin/sh\"]".into(),
+            "ENV A=b".into(),
+            "WORKDIR /srv".into(),
+        ])
+        .unwrap();
         assert_eq!(c["Cmd"], json!(["/bin/sh"]));
         assert_eq!(c["Env"], json!(["A=b"]));
         assert_eq!(c["WorkingDir"], json!("/srv"));

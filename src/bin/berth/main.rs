@@ -11,7 +11,12 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "berth", version, about = "A Linux container runtime", propagate_version = true)]
+#[command(
+    name = "berth",
+    version,
+    about = "A Linux container runtime",
+    propagate_version = true
+)]
 struct Cli {
     #[command(flatten)]
     global: GlobalOptions,

@@ -3,7 +3,9 @@
 use anyhow::{anyhow, bail, Context};
 use berth::image::manifest::Platform;
 use berth::image::reference::Reference;
-use berth::image::registry::{self, ClientOptions, Credential, CredentialStore, InsecureRegistries, ProgressMode, PullOptions};
+use berth::image::registry::{
+    self, ClientOptions, Credential, CredentialStore, InsecureRegistries, ProgressMode, PullOptions,
+};
 use berth::image::store::Store;
 use berth::options::GlobalOptions;
 use clap::Args;
@@ -54,12 +56,28 @@ pub struct LogoutArgs {
 
 pub fn run_pull(g: &GlobalOptions, a: &PullArgs) -> anyhow::Result<i32> {
     let reference = Reference::parse(&a.name)?;
-    let platform = a.platform.as_deref().map(Platform::parse).transpose().map_err(|e| anyhow!(e))?;
+    let platform = a
+        .platform
+        .as_deref()
+        .map(Platform::parse)
+        .transpose()
+        .map_err(|e| anyhow!(e))?;
     let insecure = InsecureRegistries::from_args_and_env(&a.insecure_registry)?;
     let store = Store::open(&g.root)?;
     let credentials = CredentialStore::new(&g.root);
-    let opts = PullOptions { platform, client: ClientOptions { insecure, ..ClientOptions::default() }, ..PullOptions::default() };
-    let mode = if a.quiet { ProgressMode::Quiet } else { ProgressMode::Auto };
+    let opts = PullOptions {
+        platform,
+        client: ClientOptions {
+            insecure,
+            ..ClientOptions::default()
+        },
+        ..PullOptions::default()
+    };
+    let mode = if a.quiet {
+        ProgressMode::Quiet
+    } else {
+        ProgressMode::Auto
+    };
     let observer = mode.observer();
     let pulled = registry::pull(&store, &credentials, &reference, &opts, &*observer)?;
     let shown = match (&reference.digest, &reference.tag) {
@@ -94,7 +112,9 @@ pub fn run_login(g: &GlobalOptions, a: &LoginArgs) -> anyhow::Result<i32> {
     }
     let password = if a.password_stdin {
         let mut s = String::new();
-        io::stdin().read_to_string(&mut s).context("reading the password from standard input")?;
+        io::stdin()
+            .read_to_string(&mut s)
+            .context("reading the password from standard input")?;
         s.trim_end_matches(['\n', '\r']).to_string()
     } else if let Some(p) = &a.password {
         eprintln!("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
@@ -108,7 +128,10 @@ pub fn run_login(g: &GlobalOptions, a: &LoginArgs) -> anyhow::Result<i32> {
         bail!("the password is empty: pass it with --password-stdin");
     }
     let insecure = InsecureRegistries::from_args_and_env(&a.insecure_registry)?;
-    let opts = ClientOptions { insecure, ..ClientOptions::default() };
+    let opts = ClientOptions {
+        insecure,
+        ..ClientOptions::default()
+    };
     let store = CredentialStore::new(&g.root);
     registry::login(&store, &registry, Credential { username, password }, &opts)?;
     println!("Login Succeeded");

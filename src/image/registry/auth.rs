@@ -18,7 +18,11 @@ pub enum Challenge {
     /// `Basic realm="…"`: send the user name and password with every request.
     Basic,
     /// `Bearer realm="…",service="…",scope="…"`: get a token from `realm` and send that.
-    Bearer { realm: String, service: Option<String>, scopes: Vec<String> },
+    Bearer {
+        realm: String,
+        service: Option<String>,
+        scopes: Vec<String>,
+    },
 }
 
 /// One challenge as written in the header: scheme and parameters, in order.
@@ -30,7 +34,10 @@ pub struct RawChallenge {
 
 impl RawChallenge {
     fn param(&self, name: &str) -> Option<&str> {
-        self.params.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.params
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -44,7 +51,9 @@ pub fn parse_www_authenticate(header: &str) -> std::result::Result<Vec<RawChalle
         if rest.is_empty() {
             return Ok(out);
         }
-        let end = rest.find(|c: char| c == ',' || c == '=' || c.is_whitespace()).unwrap_or(rest.len());
+        let end = rest
+            .find(|c: char| c == ',' || c == '=' || c.is_whitespace())
+            .unwrap_or(rest.len());
         let token = &rest[..end];
         rest = &rest[end..];
         let after_ws = rest.trim_start();
@@ -56,7 +65,10 @@ pub fn parse_www_authenticate(header: &str) -> std::result::Result<Vec<RawChalle
             current.params.push((token.to_ascii_lowercase(), value));
             rest = remaining;
         } else {
-            out.push(RawChallenge { scheme: token.to_string(), params: Vec::new() });
+            out.push(RawChallenge {
+                scheme: token.to_string(),
+                params: Vec::new(),
+            });
         }
     }
 }
@@ -78,7 +90,9 @@ fn parse_value(s: &str) -> std::result::Result<(String, &str), String> {
         }
         Err("unterminated quoted string".into())
     } else {
-        let end = s.find(|c: char| c == ',' || c.is_whitespace()).unwrap_or(s.len());
+        let end = s
+            .find(|c: char| c == ',' || c.is_whitespace())
+            .unwrap_or(s.len());
         Ok((s[..end].to_string(), &s[end..]))
     }
 }
@@ -91,12 +105,21 @@ pub fn pick_challenge(headers: &[&str]) -> std::result::Result<Challenge, String
         all.extend(parse_www_authenticate(h)?);
     }
     if let Some(b) = all.iter().find(|c| c.scheme.eq_ignore_ascii_case("bearer")) {
-        let realm = b.param("realm").filter(|r| !r.is_empty()).ok_or("the bearer challenge has no realm")?;
-        let url = url::Url::parse(realm).map_err(|e| format!("the token realm {realm:?} is not a URL: {e}"))?;
+        let realm = b
+            .param("realm")
+            .filter(|r| !r.is_empty())
+            .ok_or("the bearer challenge has no realm")?;
+        let url = url::Url::parse(realm)
+            .map_err(|e| format!("the token realm {realm:?} is not a URL: {e}"))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(format!("the token realm {realm:?} is not an http(s) URL"));
         }
-        let scopes = b.param("scope").map(|s| s.split(' ').filter(|s| !s.is_empty()).map(String::from).collect());
+        let scopes = b.param("scope").map(|s| {
+            s.split(' ')
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
+        });
         return Ok(Challenge::Bearer {
             realm: realm.to_string(),
             service: b.param("service").map(String::from),
@@ -107,14 +130,23 @@ pub fn pick_challenge(headers: &[&str]) -> std::result::Result<Challenge, String
         return Ok(Challenge::Basic);
     }
     match all.first() {
-        Some(c) => Err(format!("berth speaks the Bearer and Basic schemes, not {}", c.scheme)),
-        None => Err("the registry asked for authentication without saying how (no WWW-Authenticate header)".into()),
+        Some(c) => Err(format!(
+            "berth speaks the Bearer and Basic schemes, not {}",
+            c.scheme
+        )),
+        None => Err(
+            "the registry asked for authentication without saying how (no WWW-Authenticate header)"
+                .into(),
+        ),
     }
 }
 
 /// `Authorization: Basic …` for a credential.
 pub fn basic_header(cred: &Credential) -> String {
-    format!("Basic {}", BASE64_STANDARD.encode(format!("{}:{}", cred.username, cred.password)))
+    format!(
+        "Basic {}",
+        BASE64_STANDARD.encode(format!("{}:{}", cred.username, cred.password))
+    )
 }
 
 #[derive(Deserialize)]
@@ -126,8 +158,14 @@ struct TokenResponse {
 }
 
 /// The realm URL with `service`, each `scope` and (when logged in) `account` as query parameters.
-pub fn token_url(realm: &str, service: Option<&str>, scopes: &[String], account: Option<&str>) -> Result<url::Url, String> {
-    let mut url = url::Url::parse(realm).map_err(|e| format!("the token realm {realm:?} is not a URL: {e}"))?;
+pub fn token_url(
+    realm: &str,
+    service: Option<&str>,
+    scopes: &[String],
+    account: Option<&str>,
+) -> Result<url::Url, String> {
+    let mut url = url::Url::parse(realm)
+        .map_err(|e| format!("the token realm {realm:?} is not a URL: {e}"))?;
     {
         let mut q = url.query_pairs_mut();
         if let Some(s) = service {
@@ -160,7 +198,8 @@ pub fn fetch_token(
         realm: realm.to_string(),
         reason,
     };
-    let url = token_url(realm, service, scopes, cred.map(|c| c.username.as_str())).map_err(token_err)?;
+    let url =
+        token_url(realm, service, scopes, cred.map(|c| c.username.as_str())).map_err(token_err)?;
     let realm_host = match (url.host_str(), url.port()) {
         (Some(h), Some(p)) => format!("{h}:{p}"),
         (Some(h), None) => h.to_string(),
@@ -169,7 +208,10 @@ pub fn fetch_token(
     let mut req = agent.get(url.as_str());
     if let Some(c) = cred {
         if url.scheme() == "http" && !insecure.is_insecure(&realm_host) {
-            return Err(RegistryError::InsecureCredentials { registry: registry.to_string(), url: realm.to_string() });
+            return Err(RegistryError::InsecureCredentials {
+                registry: registry.to_string(),
+                url: realm.to_string(),
+            });
         }
         req = req.set("Authorization", &basic_header(c));
     }
@@ -185,8 +227,12 @@ pub fn fetch_token(
                 },
             })
         }
-        Err(ureq::Error::Status(code, _)) => return Err(token_err(format!("it answered HTTP {code}"))),
-        Err(ureq::Error::Transport(t)) => return Err(transport_error(&realm_host, url.as_str(), &t, true)),
+        Err(ureq::Error::Status(code, _)) => {
+            return Err(token_err(format!("it answered HTTP {code}")))
+        }
+        Err(ureq::Error::Transport(t)) => {
+            return Err(transport_error(&realm_host, url.as_str(), &t, true))
+        }
     };
     let mut body = Vec::new();
     resp.into_reader()
@@ -194,10 +240,12 @@ pub fn fetch_token(
         .read_to_end(&mut body)
         .map_err(|e| token_err(format!("reading its answer: {e}")))?;
     if body.len() as u64 > MAX_TOKEN_RESPONSE {
-        return Err(token_err(format!("its answer is larger than {MAX_TOKEN_RESPONSE} bytes")));
+        return Err(token_err(format!(
+            "its answer is larger than {MAX_TOKEN_RESPONSE} bytes"
+        )));
     }
-    let parsed: TokenResponse =
-        serde_json::from_slice(&body).map_err(|e| token_err(format!("its answer is not a token document: {e}")))?;
+    let parsed: TokenResponse = serde_json::from_slice(&body)
+        .map_err(|e| token_err(format!("its answer is not a token document: {e}")))?;
     parsed
         .token
         .filter(|t| !t.is_empty())
@@ -227,24 +275,40 @@ mod tests {
         let h = r#"Basic realm="a, \"quoted\" realm", Bearer realm = https://t.example/token , scope="repository:a:pull repository:b:pull""#;
         let parsed = parse_www_authenticate(h).unwrap();
         assert_eq!(parsed.len(), 2);
-        assert_eq!(parsed[0].params, vec![("realm".to_string(), "a, \"quoted\" realm".to_string())]);
+        assert_eq!(
+            parsed[0].params,
+            vec![("realm".to_string(), "a, \"quoted\" realm".to_string())]
+        );
         match pick_challenge(&[h]).unwrap() {
-            Challenge::Bearer { realm, service, scopes } => {
+            Challenge::Bearer {
+                realm,
+                service,
+                scopes,
+            } => {
                 assert_eq!(realm, "https://t.example/token");
                 assert_eq!(service, None);
                 assert_eq!(scopes, vec!["repository:a:pull", "repository:b:pull"]);
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(pick_challenge(&[r#"Basic realm="Registry Realm""#]).unwrap(), Challenge::Basic);
+        assert_eq!(
+            pick_challenge(&[r#"Basic realm="Registry Realm""#]).unwrap(),
+            Challenge::Basic
+        );
         assert_eq!(pick_challenge(&["basic"]).unwrap(), Challenge::Basic);
     }
 
     #[test]
     fn rejects_unusable_challenges() {
-        assert!(pick_challenge(&[]).unwrap_err().contains("without saying how"));
-        assert!(pick_challenge(&["Negotiate"]).unwrap_err().contains("Negotiate"));
-        assert!(pick_challenge(&[r#"Bearer service="x""#]).unwrap_err().contains("no realm"));
+        assert!(pick_challenge(&[])
+            .unwrap_err()
+            .contains("without saying how"));
+        assert!(pick_challenge(&["Negotiate"])
+            .unwrap_err()
+            .contains("Negotiate"));
+        assert!(pick_challenge(&[r#"Bearer service="x""#])
+            .unwrap_err()
+            .contains("no realm"));
         assert!(pick_challenge(&[r#"Bearer realm="file:///etc/passwd""#]).is_err());
         assert!(pick_challenge(&[r#"Bearer realm="unterminated"#]).is_err());
         assert!(parse_www_authenticate("realm=x").is_err());
@@ -252,13 +316,25 @@ mod tests {
 
     #[test]
     fn token_url_carries_service_scopes_and_account() {
-        let u = token_url("https://t.example/token?x=1", Some("reg"), &["repository:a/b:pull".into()], Some("me")).unwrap();
-        assert_eq!(u.as_str(), "https://t.example/token?x=1&service=reg&scope=repository%3Aa%2Fb%3Apull&account=me");
+        let u = token_url(
+            "https://t.example/token?x=1",
+            Some("reg"),
+            &["repository:a/b:pull".into()],
+            Some("me"),
+        )
+        .unwrap();
+        assert_eq!(
+            u.as_str(),
+            "https://t.example/token?x=1&service=reg&scope=repository%3Aa%2Fb%3Apull&account=me"
+        );
     }
 
     #[test]
     fn basic_header_encodes_user_and_password() {
-        let c = Credential { username: "user".into(), password: "pa:ss".into() };
+        let c = Credential {
+            username: "user".into(),
+            password: "pa:ss".into(),
+        };
         assert_eq!(basic_header(&c), "Basic dXNlcjpwYTpzcw==");
     }
 }

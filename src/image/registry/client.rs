@@ -44,8 +44,14 @@ impl Default for ClientOptions {
 #[derive(Debug, Clone, Copy)]
 pub enum Target<'a> {
     Ping,
-    Manifest { repository: &'a str, reference: &'a str },
-    Blob { repository: &'a str, digest: &'a Digest },
+    Manifest {
+        repository: &'a str,
+        reference: &'a str,
+    },
+    Blob {
+        repository: &'a str,
+        digest: &'a Digest,
+    },
 }
 
 impl Target<'_> {
@@ -97,30 +103,39 @@ impl Client {
             .build();
         let host = api_host(registry);
         let insecure = options.insecure.is_insecure(registry);
-        let schemes: &[&str] = if insecure { &["https", "http"] } else { &["https"] };
+        let schemes: &[&str] = if insecure {
+            &["https", "http"]
+        } else {
+            &["https"]
+        };
         let mut last_err = None;
         for scheme in schemes {
-            let base = url::Url::parse(&format!("{scheme}://{host}/")).map_err(|e| RegistryError::Unreachable {
-                registry: registry.to_string(),
-                url: format!("{scheme}://{host}/"),
-                reason: e.to_string(),
-                hint: String::new(),
+            let base = url::Url::parse(&format!("{scheme}://{host}/")).map_err(|e| {
+                RegistryError::Unreachable {
+                    registry: registry.to_string(),
+                    url: format!("{scheme}://{host}/"),
+                    reason: e.to_string(),
+                    hint: String::new(),
+                }
             })?;
             let url = base.join("v2/").expect("a constant relative path joins");
             match agent.get(url.as_str()).call() {
                 Ok(_) => return Ok(Client::new(agent, registry, base, options, None)),
                 Err(ureq::Error::Status(401, resp)) => {
-                    let challenge = auth::pick_challenge(&resp.all("www-authenticate")).map_err(|reason| {
-                        RegistryError::Challenge {
-                            registry: registry.to_string(),
-                            challenge: resp.all("www-authenticate").join(", "),
-                            reason,
-                        }
-                    })?;
+                    let challenge =
+                        auth::pick_challenge(&resp.all("www-authenticate")).map_err(|reason| {
+                            RegistryError::Challenge {
+                                registry: registry.to_string(),
+                                challenge: resp.all("www-authenticate").join(", "),
+                                reason,
+                            }
+                        })?;
                     return Ok(Client::new(agent, registry, base, options, Some(challenge)));
                 }
                 // Any other answer still proves a registry is there; docker accepts it too.
-                Err(ureq::Error::Status(..)) => return Ok(Client::new(agent, registry, base, options, None)),
+                Err(ureq::Error::Status(..)) => {
+                    return Ok(Client::new(agent, registry, base, options, None))
+                }
                 Err(ureq::Error::Transport(t)) => {
                     tracing::debug!("ping {url}: {t}");
                     last_err = Some(transport_error(registry, url.as_str(), &t, insecure));
@@ -130,7 +145,13 @@ impl Client {
         Err(last_err.expect("at least one scheme is tried"))
     }
 
-    fn new(agent: ureq::Agent, registry: &str, base: url::Url, options: ClientOptions, ping: Option<Challenge>) -> Client {
+    fn new(
+        agent: ureq::Agent,
+        registry: &str,
+        base: url::Url,
+        options: ClientOptions,
+        ping: Option<Challenge>,
+    ) -> Client {
         let authorization = match (&ping, &options.credential) {
             (Some(Challenge::Basic), Some(c)) => Some(auth::basic_header(c)),
             _ => None,
@@ -161,19 +182,37 @@ impl Client {
 
     /// Authenticates against `/v2/` with the client's credential; `AuthFailed` if refused.
     pub fn check_auth(&self) -> Result<()> {
-        let url = self.base.join("v2/").expect("a constant relative path joins");
+        let url = self
+            .base
+            .join("v2/")
+            .expect("a constant relative path joins");
         self.get(&url, None, Target::Ping).map(|_| ())
     }
 
     /// GETs a manifest by tag or digest, with every manifest type berth reads accepted.
     pub fn get_manifest(&self, repository: &str, reference: &str) -> Result<FetchedManifest> {
         let url = self.url(&format!("v2/{repository}/manifests/{reference}"))?;
-        let resp = self.get(&url, Some(ACCEPT_MANIFESTS), Target::Manifest { repository, reference })?;
-        let content_type = resp.header("content-type").map(|c| c.split(';').next().unwrap_or(c).trim().to_string());
-        let digest_header = resp.header("docker-content-digest").and_then(|d| d.trim().parse().ok());
+        let resp = self.get(
+            &url,
+            Some(ACCEPT_MANIFESTS),
+            Target::Manifest {
+                repository,
+                reference,
+            },
+        )?;
+        let content_type = resp
+            .header("content-type")
+            .map(|c| c.split(';').next().unwrap_or(c).trim().to_string());
+        let digest_header = resp
+            .header("docker-content-digest")
+            .and_then(|d| d.trim().parse().ok());
         let what = format!("manifest {reference} of {repository}");
         let bytes = self.read_limited(resp, &what)?;
-        Ok(FetchedManifest { bytes, content_type, digest_header })
+        Ok(FetchedManifest {
+            bytes,
+            content_type,
+            digest_header,
+        })
     }
 
     /// GETs a blob; the response body streams it.
@@ -189,19 +228,22 @@ impl Client {
     }
 
     fn url(&self, path: &str) -> Result<url::Url> {
-        self.base.join(path).map_err(|e| RegistryError::Unreachable {
-            registry: self.registry.clone(),
-            url: format!("{}{path}", self.base),
-            reason: e.to_string(),
-            hint: String::new(),
-        })
+        self.base
+            .join(path)
+            .map_err(|e| RegistryError::Unreachable {
+                registry: self.registry.clone(),
+                url: format!("{}{path}", self.base),
+                reason: e.to_string(),
+                hint: String::new(),
+            })
     }
 
     fn read_limited(&self, resp: ureq::Response, what: &str) -> Result<Vec<u8>> {
         let mut bytes = Vec::new();
-        resp.into_reader().take(MAX_METADATA_BYTES + 1).read_to_end(&mut bytes).map_err(|source| {
-            self.read_error(what, source)
-        })?;
+        resp.into_reader()
+            .take(MAX_METADATA_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|source| self.read_error(what, source))?;
         if bytes.len() as u64 > MAX_METADATA_BYTES {
             return Err(RegistryError::TooLarge {
                 what: what.to_string(),
@@ -214,23 +256,43 @@ impl Client {
 
     /// An error while reading a response body.
     pub(crate) fn read_error(&self, what: &str, source: io::Error) -> RegistryError {
-        if matches!(source.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock) {
-            return RegistryError::Timeout { registry: self.registry.clone(), what: format!("sending {what}") };
+        if matches!(
+            source.kind(),
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+        ) {
+            return RegistryError::Timeout {
+                registry: self.registry.clone(),
+                what: format!("sending {what}"),
+            };
         }
-        RegistryError::Transfer { what: what.to_string(), registry: self.registry.clone(), source }
+        RegistryError::Transfer {
+            what: what.to_string(),
+            registry: self.registry.clone(),
+            source,
+        }
     }
 
     fn current_authorization(&self) -> Option<String> {
-        self.authorization.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.authorization
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// A GET that answers one authentication challenge and follows redirects. The
     /// `Authorization` header goes only to the registry's own scheme, host and port: storage
     /// backends get a redirect URL that carries its own signature, and must not see the token.
-    pub fn get(&self, url: &url::Url, accept: Option<&str>, target: Target<'_>) -> Result<ureq::Response> {
+    pub fn get(
+        &self,
+        url: &url::Url,
+        accept: Option<&str>,
+        target: Target<'_>,
+    ) -> Result<ureq::Response> {
         // The ping told how to authenticate: get a token before the first request, which saves
         // the round trip of a 401 (with basic credentials the header is already set).
-        if let (Some(c @ Challenge::Bearer { .. }), None) = (&self.ping_challenge, self.current_authorization()) {
+        if let (Some(c @ Challenge::Bearer { .. }), None) =
+            (&self.ping_challenge, self.current_authorization())
+        {
             self.authenticate(c, target)?;
         }
         let mut url = url.clone();
@@ -249,11 +311,13 @@ impl Client {
             match req.call() {
                 Ok(resp) if (300..400).contains(&resp.status()) => {
                     let location = resp.header("location").unwrap_or_default().to_string();
-                    let next = url.join(&location).map_err(|e| RegistryError::BadRedirect {
-                        from: url.to_string(),
-                        location: location.clone(),
-                        reason: e.to_string(),
-                    })?;
+                    let next = url
+                        .join(&location)
+                        .map_err(|e| RegistryError::BadRedirect {
+                            from: url.to_string(),
+                            location: location.clone(),
+                            reason: e.to_string(),
+                        })?;
                     if location.is_empty() || !matches!(next.scheme(), "http" | "https") {
                         return Err(RegistryError::BadRedirect {
                             from: url.to_string(),
@@ -268,15 +332,19 @@ impl Client {
                 Ok(resp) => return Ok(resp),
                 Err(ureq::Error::Status(401, resp)) if same_origin && !reauthenticated => {
                     let headers = resp.all("www-authenticate");
-                    let challenge = auth::pick_challenge(&headers).map_err(|reason| RegistryError::Challenge {
-                        registry: self.registry.clone(),
-                        challenge: headers.join(", "),
-                        reason,
+                    let challenge = auth::pick_challenge(&headers).map_err(|reason| {
+                        RegistryError::Challenge {
+                            registry: self.registry.clone(),
+                            challenge: headers.join(", "),
+                            reason,
+                        }
                     })?;
                     self.authenticate(&challenge, target)?;
                     reauthenticated = true;
                 }
-                Err(ureq::Error::Status(status, resp)) => return Err(self.status_error(status, resp, &url, target)),
+                Err(ureq::Error::Status(status, resp)) => {
+                    return Err(self.status_error(status, resp, &url, target))
+                }
                 Err(ureq::Error::Transport(t)) => {
                     let insecure = self.options.insecure.is_insecure(&self.registry);
                     return Err(transport_error(&self.registry, url.as_str(), &t, insecure));
@@ -302,7 +370,11 @@ impl Client {
                     })
                 }
             },
-            Challenge::Bearer { realm, service, scopes } => {
+            Challenge::Bearer {
+                realm,
+                service,
+                scopes,
+            } => {
                 let mut scopes = scopes.clone();
                 if let Some(s) = target.scope().filter(|s| !scopes.contains(s)) {
                     scopes.push(s);
@@ -324,7 +396,13 @@ impl Client {
     }
 
     /// Explains an error status in the terms of what was asked for.
-    fn status_error(&self, status: u16, resp: ureq::Response, url: &url::Url, target: Target<'_>) -> RegistryError {
+    fn status_error(
+        &self,
+        status: u16,
+        resp: ureq::Response,
+        url: &url::Url,
+        target: Target<'_>,
+    ) -> RegistryError {
         let body = ErrorBody::read(resp);
         let code = body.errors.first().map(|e| e.code.as_str()).unwrap_or("");
         let registry = self.registry.clone();
@@ -334,7 +412,9 @@ impl Client {
                 reason: match (&self.options.credential, target) {
                     (Some(_), _) => "the registry rejected the stored user name or password".into(),
                     (None, Target::Ping) => "the registry requires a login".into(),
-                    (None, _) => "the repository does not exist, or pulling it requires a login".into(),
+                    (None, _) => {
+                        "the repository does not exist, or pulling it requires a login".into()
+                    }
                 },
             },
             (403, ..) => RegistryError::AuthFailed {
@@ -342,10 +422,22 @@ impl Client {
                 reason: format!("access denied{}", body.message_suffix()),
             },
             (429, ..) => RegistryError::TooManyRequests { registry },
-            (404, "NAME_UNKNOWN", Target::Manifest { repository, .. } | Target::Blob { repository, .. }) => {
-                RegistryError::RepositoryUnknown { repository: repository.to_string(), registry }
-            }
-            (404, _, Target::Manifest { repository, reference }) => RegistryError::ManifestUnknown {
+            (
+                404,
+                "NAME_UNKNOWN",
+                Target::Manifest { repository, .. } | Target::Blob { repository, .. },
+            ) => RegistryError::RepositoryUnknown {
+                repository: repository.to_string(),
+                registry,
+            },
+            (
+                404,
+                _,
+                Target::Manifest {
+                    repository,
+                    reference,
+                },
+            ) => RegistryError::ManifestUnknown {
                 what: match reference.parse::<Digest>() {
                     Ok(_) => format!("manifest {reference}"),
                     Err(_) => format!("tag {reference:?}"),
@@ -358,7 +450,12 @@ impl Client {
                 repository: repository.to_string(),
                 registry,
             },
-            _ => RegistryError::Status { registry, url: url.to_string(), status, message: body.message_suffix() },
+            _ => RegistryError::Status {
+                registry,
+                url: url.to_string(),
+                status,
+                message: body.message_suffix(),
+            },
         }
     }
 }
@@ -396,7 +493,12 @@ impl ErrorBody {
 
 /// Explains a failure to connect or exchange a request. `insecure`: plain HTTP was allowed, so
 /// the advice to mark the registry insecure does not apply.
-pub(crate) fn transport_error(registry: &str, url: &str, t: &ureq::Transport, insecure: bool) -> RegistryError {
+pub(crate) fn transport_error(
+    registry: &str,
+    url: &str,
+    t: &ureq::Transport,
+    insecure: bool,
+) -> RegistryError {
     let io_kind = {
         let mut source = t.source();
         let mut kind = None;
@@ -411,12 +513,29 @@ pub(crate) fn transport_error(registry: &str, url: &str, t: &ureq::Transport, in
     };
     let text = t.to_string();
     let lower = text.to_lowercase();
-    if matches!(io_kind, Some(io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock)) || lower.contains("timed out") {
-        return RegistryError::Timeout { registry: registry.to_string(), what: format!("answering {url}") };
+    if matches!(
+        io_kind,
+        Some(io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock)
+    ) || lower.contains("timed out")
+    {
+        return RegistryError::Timeout {
+            registry: registry.to_string(),
+            what: format!("answering {url}"),
+        };
     }
-    let tls = ["tls", "certificate", "handshake", "corrupt message", "invalidcontenttype", "peer misbehaved"];
+    let tls = [
+        "tls",
+        "certificate",
+        "handshake",
+        "corrupt message",
+        "invalidcontenttype",
+        "peer misbehaved",
+    ];
     if url.starts_with("https:") && !insecure && tls.iter().any(|w| lower.contains(w)) {
-        return RegistryError::Tls { registry: registry.to_string(), reason: text };
+        return RegistryError::Tls {
+            registry: registry.to_string(),
+            reason: text,
+        };
     }
     let reason = match (t.kind(), io_kind) {
         (_, Some(io::ErrorKind::ConnectionRefused)) => "connection refused".to_string(),
@@ -429,5 +548,10 @@ pub(crate) fn transport_error(registry: &str, url: &str, t: &ureq::Transport, in
     } else {
         format!(", or whether it serves plain HTTP (then pass --insecure-registry {registry})")
     };
-    RegistryError::Unreachable { registry: registry.to_string(), url: url.to_string(), reason, hint }
+    RegistryError::Unreachable {
+        registry: registry.to_string(),
+        url: url.to_string(),
+        reason,
+        hint,
+    }
 }

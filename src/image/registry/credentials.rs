@@ -30,7 +30,10 @@ pub struct Credential {
 
 impl fmt::Debug for Credential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Credential").field("username", &self.username).field("password", &"<redacted>").finish()
+        f.debug_struct("Credential")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
     }
 }
 
@@ -43,7 +46,9 @@ pub struct CredentialStore {
 impl CredentialStore {
     /// The store at `<root>/auth.json` (the file need not exist yet).
     pub fn new(root: &Path) -> CredentialStore {
-        CredentialStore { dir: root.to_path_buf() }
+        CredentialStore {
+            dir: root.to_path_buf(),
+        }
     }
 
     pub fn path(&self) -> PathBuf {
@@ -51,18 +56,26 @@ impl CredentialStore {
     }
 
     fn file_err(&self, reason: impl Into<String>) -> RegistryError {
-        RegistryError::CredentialFile { path: self.path(), reason: reason.into() }
+        RegistryError::CredentialFile {
+            path: self.path(),
+            reason: reason.into(),
+        }
     }
 
     fn read(&self) -> Result<serde_json::Value> {
         let path = self.path();
         let data = match fs::read(&path) {
             Ok(d) => d,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(serde_json::json!({ "auths": {} })),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Ok(serde_json::json!({ "auths": {} }))
+            }
             Err(e) => return Err(self.file_err(format!("cannot read it: {e}"))),
         };
-        let doc: serde_json::Value = serde_json::from_slice(&data)
-            .map_err(|e| self.file_err(format!("malformed ({e}): fix or delete it, then `berth login` again")))?;
+        let doc: serde_json::Value = serde_json::from_slice(&data).map_err(|e| {
+            self.file_err(format!(
+                "malformed ({e}): fix or delete it, then `berth login` again"
+            ))
+        })?;
         if !doc.is_object() || !doc.get("auths").is_none_or(|a| a.is_object()) {
             return Err(self.file_err("malformed (expected {\"auths\": {...}}): fix or delete it, then `berth login` again"));
         }
@@ -72,22 +85,34 @@ impl CredentialStore {
     /// The stored credential for `registry` (as normalized by [`normalize_registry`]), if any.
     pub fn get(&self, registry: &str) -> Result<Option<Credential>> {
         let doc = self.read()?;
-        let Some(entry) = doc.get("auths").and_then(|a| a.get(registry)) else { return Ok(None) };
-        let bad = || self.file_err(format!("the entry for {registry} is malformed: run `berth login {registry}` again"));
+        let Some(entry) = doc.get("auths").and_then(|a| a.get(registry)) else {
+            return Ok(None);
+        };
+        let bad = || {
+            self.file_err(format!(
+                "the entry for {registry} is malformed: run `berth login {registry}` again"
+            ))
+        };
         let encoded = entry.get("auth").and_then(|a| a.as_str()).ok_or_else(bad)?;
         let decoded = BASE64_STANDARD.decode(encoded).map_err(|_| bad())?;
         let text = String::from_utf8(decoded).map_err(|_| bad())?;
         let (user, pass) = text.split_once(':').ok_or_else(bad)?;
-        Ok(Some(Credential { username: user.to_string(), password: pass.to_string() }))
+        Ok(Some(Credential {
+            username: user.to_string(),
+            password: pass.to_string(),
+        }))
     }
 
     /// Stores (replacing) the credential for `registry`.
     pub fn set(&self, registry: &str, cred: &Credential) -> Result<()> {
-        fs::create_dir_all(&self.dir).map_err(|e| self.file_err(format!("cannot create its directory: {e}")))?;
+        fs::create_dir_all(&self.dir)
+            .map_err(|e| self.file_err(format!("cannot create its directory: {e}")))?;
         let _lock = self.lock()?;
         let mut doc = self.read()?;
         let encoded = BASE64_STANDARD.encode(format!("{}:{}", cred.username, cred.password));
-        let auths = doc.as_object_mut().map(|o| o.entry("auths").or_insert_with(|| serde_json::json!({})));
+        let auths = doc
+            .as_object_mut()
+            .map(|o| o.entry("auths").or_insert_with(|| serde_json::json!({})));
         match auths.and_then(|a| a.as_object_mut()) {
             Some(a) => a.insert(registry.to_string(), serde_json::json!({ "auth": encoded })),
             None => return Err(self.file_err("malformed: fix or delete it")),
@@ -102,7 +127,11 @@ impl CredentialStore {
         }
         let _lock = self.lock()?;
         let mut doc = self.read()?;
-        let removed = doc.get_mut("auths").and_then(|a| a.as_object_mut()).and_then(|a| a.remove(registry)).is_some();
+        let removed = doc
+            .get_mut("auths")
+            .and_then(|a| a.as_object_mut())
+            .and_then(|a| a.remove(registry))
+            .is_some();
         if removed {
             self.write(&doc)?;
         }
@@ -111,16 +140,23 @@ impl CredentialStore {
 
     fn lock(&self) -> Result<FileLock> {
         let path = self.dir.join(LOCK_FILE);
-        FileLock::exclusive(&path).map_err(|e| self.file_err(format!("cannot lock {}: {e}", path.display())))
+        FileLock::exclusive(&path)
+            .map_err(|e| self.file_err(format!("cannot lock {}: {e}", path.display())))
     }
 
     /// Atomic replacement with a file that is 0600 from its creation.
     fn write(&self, doc: &serde_json::Value) -> Result<()> {
         let path = self.path();
-        let tmp = self.dir.join(format!(".{AUTH_FILE}.tmp-{}", fsutil::random_suffix()));
+        let tmp = self
+            .dir
+            .join(format!(".{AUTH_FILE}.tmp-{}", fsutil::random_suffix()));
         let data = serde_json::to_vec_pretty(doc).map_err(|e| self.file_err(e.to_string()))?;
         let result = (|| -> io::Result<()> {
-            let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?;
             // The umask can only take bits away; make it exactly 0600 whatever it was.
             f.set_permissions(fs::Permissions::from_mode(0o600))?;
             f.write_all(&data)?;
@@ -141,10 +177,15 @@ impl CredentialStore {
 /// URLs and trailing paths, as `docker login` does.
 pub fn normalize_registry(input: &str) -> Result<String> {
     let s = input.trim();
-    let s = s.strip_prefix("https://").or_else(|| s.strip_prefix("http://")).unwrap_or(s);
+    let s = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"))
+        .unwrap_or(s);
     let host = s.split('/').next().unwrap_or_default().to_ascii_lowercase();
     let host = match host.as_str() {
-        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => DEFAULT_REGISTRY.to_string(),
+        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
+            DEFAULT_REGISTRY.to_string()
+        }
         _ => host,
     };
     // Let the reference grammar judge the host: `HOST/x` must parse with HOST as its registry.
@@ -162,15 +203,25 @@ pub fn normalize_registry(input: &str) -> Result<String> {
 /// `berth login`: checks `cred` against `registry` (`GET /v2/` with it), and stores it only if
 /// the registry accepts it. A registry that asks for no authentication at all accepts anything,
 /// as with docker.
-pub fn login(store: &CredentialStore, registry: &str, cred: Credential, opts: &ClientOptions) -> Result<()> {
+pub fn login(
+    store: &CredentialStore,
+    registry: &str,
+    cred: Credential,
+    opts: &ClientOptions,
+) -> Result<()> {
     let registry = normalize_registry(registry)?;
-    let opts = ClientOptions { credential: Some(cred.clone()), ..opts.clone() };
+    let opts = ClientOptions {
+        credential: Some(cred.clone()),
+        ..opts.clone()
+    };
     let client = Client::connect(&registry, opts)?;
     match client.ping_challenge() {
         None => {}
         Some(Challenge::Basic) | Some(Challenge::Bearer { .. }) => match client.check_auth() {
             Ok(()) => {}
-            Err(RegistryError::AuthFailed { .. }) => return Err(RegistryError::BadCredentials { registry }),
+            Err(RegistryError::AuthFailed { .. }) => {
+                return Err(RegistryError::BadCredentials { registry })
+            }
             Err(e) => return Err(e),
         },
     }
@@ -192,9 +243,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = CredentialStore::new(dir.path());
         assert_eq!(store.get("127.0.0.1:5000").unwrap(), None);
-        let c = Credential { username: "u".into(), password: "p:w".into() };
+        let c = Credential {
+            username: "u".into(),
+            password: "p:w".into(),
+        };
         store.set("127.0.0.1:5000", &c).unwrap();
-        store.set("docker.io", &Credential { username: "x".into(), password: "y".into() }).unwrap();
+        store
+            .set(
+                "docker.io",
+                &Credential {
+                    username: "x".into(),
+                    password: "y".into(),
+                },
+            )
+            .unwrap();
         assert_eq!(store.get("127.0.0.1:5000").unwrap(), Some(c));
         assert_eq!(fs::metadata(store.path()).unwrap().mode() & 0o777, 0o600);
         assert!(store.remove("127.0.0.1:5000").unwrap());
@@ -203,8 +265,14 @@ mod tests {
         assert!(store.get("docker.io").unwrap().is_some());
         assert_eq!(fs::metadata(store.path()).unwrap().mode() & 0o777, 0o600);
         // No temporary files are left behind.
-        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert!(names.iter().all(|n| !n.to_string_lossy().contains(".tmp-")), "{names:?}");
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(
+            names.iter().all(|n| !n.to_string_lossy().contains(".tmp-")),
+            "{names:?}"
+        );
     }
 
     #[test]
@@ -212,8 +280,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = CredentialStore::new(dir.path());
         fs::write(store.path(), br#"{"auths":{},"credsStore":"x"}"#).unwrap();
-        store.set("a.example", &Credential { username: "u".into(), password: "p".into() }).unwrap();
-        let doc: serde_json::Value = serde_json::from_slice(&fs::read(store.path()).unwrap()).unwrap();
+        store
+            .set(
+                "a.example",
+                &Credential {
+                    username: "u".into(),
+                    password: "p".into(),
+                },
+            )
+            .unwrap();
+        let doc: serde_json::Value =
+            serde_json::from_slice(&fs::read(store.path()).unwrap()).unwrap();
         assert_eq!(doc["credsStore"], "x");
         fs::write(store.path(), b"not json").unwrap();
         let e = store.get("a.example").unwrap_err().to_string();
@@ -222,10 +299,22 @@ mod tests {
 
     #[test]
     fn registry_names_normalize_like_docker() {
-        assert_eq!(normalize_registry("https://index.docker.io/v1/").unwrap(), "docker.io");
-        assert_eq!(normalize_registry("127.0.0.1:5000").unwrap(), "127.0.0.1:5000");
-        assert_eq!(normalize_registry("http://Localhost:5000/").unwrap(), "localhost:5000");
-        assert_eq!(normalize_registry("registry.example.com").unwrap(), "registry.example.com");
+        assert_eq!(
+            normalize_registry("https://index.docker.io/v1/").unwrap(),
+            "docker.io"
+        );
+        assert_eq!(
+            normalize_registry("127.0.0.1:5000").unwrap(),
+            "127.0.0.1:5000"
+        );
+        assert_eq!(
+            normalize_registry("http://Localhost:5000/").unwrap(),
+            "localhost:5000"
+        );
+        assert_eq!(
+            normalize_registry("registry.example.com").unwrap(),
+            "registry.example.com"
+        );
         assert!(normalize_registry("justaname").is_err());
         assert!(normalize_registry("").is_err());
     }

@@ -16,9 +16,9 @@ pub mod auth;
 pub mod client;
 pub mod credentials;
 pub mod progress;
-pub mod pull;
 #[cfg(test)]
 mod protocol_tests;
+pub mod pull;
 #[cfg(test)]
 mod testserver;
 
@@ -46,17 +46,33 @@ pub enum RegistryError {
     #[error(transparent)]
     Reference(#[from] InvalidReference),
     #[error("cannot reach registry {registry} at {url}: {reason}: check the registry address and that it is up{hint}")]
-    Unreachable { registry: String, url: String, reason: String, hint: String },
+    Unreachable {
+        registry: String,
+        url: String,
+        reason: String,
+        hint: String,
+    },
     #[error("registry {registry} timed out {what}: check the network and that the registry is up, then pull again")]
     Timeout { registry: String, what: String },
     #[error("TLS with registry {registry} failed: {reason}: if it serves plain HTTP, mark it insecure with --insecure-registry {registry}")]
     Tls { registry: String, reason: String },
     #[error("{registry} does not look like an OCI registry: GET {url} answered HTTP {status}")]
-    NotARegistry { registry: String, url: String, status: u16 },
+    NotARegistry {
+        registry: String,
+        url: String,
+        status: u16,
+    },
     #[error("{what} does not exist in {repository} at {registry}: check the name and tag (the registry does not know it)")]
-    ManifestUnknown { what: String, repository: String, registry: String },
+    ManifestUnknown {
+        what: String,
+        repository: String,
+        registry: String,
+    },
     #[error("repository {repository} does not exist at {registry}, or needs a login: check the name, or run `berth login {registry}`")]
-    RepositoryUnknown { repository: String, registry: String },
+    RepositoryUnknown {
+        repository: String,
+        registry: String,
+    },
     #[error("authentication to {registry} failed ({reason}): run `berth login {registry}`")]
     AuthFailed { registry: String, reason: String },
     #[error("login to {registry} failed: the registry rejected the user name or password; nothing was stored")]
@@ -64,32 +80,72 @@ pub enum RegistryError {
     #[error("registry {registry} refuses more requests for now (HTTP 429): wait a while, or `berth login {registry}` for a higher limit")]
     TooManyRequests { registry: String },
     #[error("registry {registry} answered GET {url} with HTTP {status}{message}")]
-    Status { registry: String, url: String, status: u16, message: String },
+    Status {
+        registry: String,
+        url: String,
+        status: u16,
+        message: String,
+    },
     #[error("registry {registry} sent an authentication challenge berth cannot use ({challenge:?}): {reason}")]
-    Challenge { registry: String, challenge: String, reason: String },
+    Challenge {
+        registry: String,
+        challenge: String,
+        reason: String,
+    },
     #[error("token server {realm} for {registry} failed: {reason}")]
-    Token { registry: String, realm: String, reason: String },
+    Token {
+        registry: String,
+        realm: String,
+        reason: String,
+    },
     #[error("refusing to send credentials for {registry} over plain HTTP to {url}: mark the host insecure with --insecure-registry if that is intended")]
     InsecureCredentials { registry: String, url: String },
     #[error("the registry sent {what} that hashes to {actual}, not {expected}: the registry is corrupt or was tampered with; nothing was stored")]
-    DigestMismatch { what: String, expected: Digest, actual: Digest },
+    DigestMismatch {
+        what: String,
+        expected: Digest,
+        actual: Digest,
+    },
     #[error("the registry sent {what} of {actual} bytes where its descriptor says {expected}: the registry is corrupt; nothing was stored")]
-    SizeMismatch { what: String, expected: u64, actual: u64 },
+    SizeMismatch {
+        what: String,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("the registry sent more bytes for {what} than the {expected} its descriptor says: the registry is corrupt; nothing was stored")]
+    BlobTooLong { what: String, expected: u64 },
     #[error("{what} from {registry} is larger than {limit} bytes: it is not an image manifest or config")]
-    TooLarge { what: String, registry: String, limit: u64 },
+    TooLarge {
+        what: String,
+        registry: String,
+        limit: u64,
+    },
     #[error("downloading {what} from {registry} failed: {source}: pull again to resume")]
-    Transfer { what: String, registry: String, source: io::Error },
+    Transfer {
+        what: String,
+        registry: String,
+        source: io::Error,
+    },
     #[error("{reference} is not a container image: its config has media type {media_type:?}")]
-    NotAnImage { reference: String, media_type: String },
+    NotAnImage {
+        reference: String,
+        media_type: String,
+    },
     #[error("the image is for {os}/{architecture}; berth runs linux images only")]
     WrongOs { os: String, architecture: String },
     #[error("{0}: image indexes nest more than four deep")]
     TooDeep(String),
     #[error("the redirect from {from} to {location:?} is invalid: {reason}")]
-    BadRedirect { from: String, location: String, reason: String },
+    BadRedirect {
+        from: String,
+        location: String,
+        reason: String,
+    },
     #[error("{path}: {reason}")]
     CredentialFile { path: PathBuf, reason: String },
-    #[error("invalid --insecure-registry {0:?}: give HOST, HOST:PORT or an IP range like 10.0.0.0/8")]
+    #[error(
+        "invalid --insecure-registry {0:?}: give HOST, HOST:PORT or an IP range like 10.0.0.0/8"
+    )]
     InvalidInsecureRegistry(String),
     #[error(transparent)]
     Manifest(#[from] ManifestError),
@@ -136,14 +192,17 @@ impl InsecureRegistries {
 
     /// Adds one entry: `HOST`, `HOST:PORT`, `http://HOST:PORT` or `A.B.C.D/N`.
     pub fn add(&mut self, entry: &str) -> Result<()> {
-        let e = entry.trim_start_matches("http://").trim_start_matches("https://");
+        let e = entry
+            .trim_start_matches("http://")
+            .trim_start_matches("https://");
         let e = e.trim_end_matches('/').to_ascii_lowercase();
         if e.is_empty() || e.contains('/') && !e.contains('.') && !e.contains(':') {
             return Err(RegistryError::InvalidInsecureRegistry(entry.to_string()));
         }
         if let Some((ip, bits)) = e.split_once('/') {
-            let ip: IpAddr =
-                ip.parse().map_err(|_| RegistryError::InvalidInsecureRegistry(entry.to_string()))?;
+            let ip: IpAddr = ip
+                .parse()
+                .map_err(|_| RegistryError::InvalidInsecureRegistry(entry.to_string()))?;
             let max = if ip.is_ipv4() { 32 } else { 128 };
             let bits: u8 = bits
                 .parse()
@@ -163,7 +222,11 @@ impl InsecureRegistries {
     pub fn is_insecure(&self, registry: &str) -> bool {
         let registry = registry.to_ascii_lowercase();
         let (host, _port) = split_host_port(&registry);
-        let ip = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().ok();
+        let ip = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .ok();
         if host == "localhost" || ip.is_some_and(|ip| ip.is_loopback()) {
             return true;
         }
@@ -191,11 +254,19 @@ pub(crate) fn split_host_port(registry: &str) -> (&str, Option<&str>) {
 fn in_range(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
     match (ip, net) {
         (IpAddr::V4(a), IpAddr::V4(b)) => {
-            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits as u32) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits as u32)
+            };
             u32::from(a) & mask == u32::from(b) & mask
         }
         (IpAddr::V6(a), IpAddr::V6(b)) => {
-            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits as u32) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits as u32)
+            };
             u128::from(a) & mask == u128::from(b) & mask
         }
         _ => false,
@@ -215,7 +286,13 @@ mod tests {
     #[test]
     fn loopback_is_insecure_by_default_and_entries_add_more() {
         let mut i = InsecureRegistries::default();
-        for r in ["localhost", "localhost:5000", "127.0.0.1:5000", "127.3.4.5", "[::1]:80"] {
+        for r in [
+            "localhost",
+            "localhost:5000",
+            "127.0.0.1:5000",
+            "127.3.4.5",
+            "[::1]:80",
+        ] {
             assert!(i.is_insecure(r), "{r}");
         }
         assert!(!i.is_insecure("registry.example:5000"));

@@ -47,7 +47,9 @@ impl ProgressMode {
     pub fn observer(self) -> Box<dyn PullObserver> {
         match self {
             ProgressMode::Auto if io::stderr().is_terminal() => Box::new(TerminalProgress::new()),
-            ProgressMode::Auto | ProgressMode::Lines => Box::new(LineProgress::new(Box::new(io::stderr()))),
+            ProgressMode::Auto | ProgressMode::Lines => {
+                Box::new(LineProgress::new(Box::new(io::stderr())))
+            }
             ProgressMode::Bars => Box::new(TerminalProgress::new()),
             ProgressMode::Quiet => Box::new(NoProgress),
         }
@@ -66,7 +68,9 @@ pub struct LineProgress {
 
 impl LineProgress {
     pub fn new(out: Box<dyn Write + Send>) -> LineProgress {
-        LineProgress { out: Mutex::new(out) }
+        LineProgress {
+            out: Mutex::new(out),
+        }
     }
 
     fn line(&self, text: std::fmt::Arguments<'_>) {
@@ -84,10 +88,17 @@ impl PullObserver for LineProgress {
         self.line(format_args!("{}: already exists", blob.short()));
     }
     fn layer_started(&self, blob: &Digest, size: u64) {
-        self.line(format_args!("{}: downloading ({})", blob.short(), human_bytes(size)));
+        self.line(format_args!(
+            "{}: downloading ({})",
+            blob.short(),
+            human_bytes(size)
+        ));
     }
     fn layer_retrying(&self, blob: &Digest, error: &RegistryError) {
-        self.line(format_args!("{}: retrying after error: {error}", blob.short()));
+        self.line(format_args!(
+            "{}: retrying after error: {error}",
+            blob.short()
+        ));
     }
     fn layer_done(&self, blob: &Digest) {
         self.line(format_args!("{}: done", blob.short()));
@@ -137,9 +148,10 @@ impl Default for TerminalProgress {
 
 impl TerminalProgress {
     pub fn new() -> TerminalProgress {
-        let style = ProgressStyle::with_template("{prefix}: {msg:<16} [{bar:30}] {bytes}/{total_bytes}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> ");
+        let style =
+            ProgressStyle::with_template("{prefix}: {msg:<16} [{bar:30}] {bytes}/{total_bytes}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> ");
         TerminalProgress {
             multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
             bars: Mutex::new(HashMap::new()),
@@ -159,17 +171,24 @@ impl TerminalProgress {
         bar.set_style(self.style.clone());
         bar.set_prefix(blob.short().to_string());
         bar.set_message(message);
-        self.bars.lock().unwrap_or_else(|p| p.into_inner()).insert(blob.clone(), bar.clone());
+        self.bars
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(blob.clone(), bar.clone());
         bar
     }
 }
 
 impl PullObserver for TerminalProgress {
     fn pulling(&self, r: &Reference) {
-        let _ = self.multi.println(format!("{}: pulling from {}", what_of(r), r.name()));
+        let _ = self
+            .multi
+            .println(format!("{}: pulling from {}", what_of(r), r.name()));
     }
     fn layer_exists(&self, blob: &Digest) {
-        let _ = self.multi.println(format!("{}: already exists", blob.short()));
+        let _ = self
+            .multi
+            .println(format!("{}: already exists", blob.short()));
     }
     fn layer_queued(&self, blob: &Digest, size: u64) {
         self.add_bar(blob, size, "waiting");
@@ -184,7 +203,9 @@ impl PullObserver for TerminalProgress {
         self.with_bar(blob, |b| b.set_position(done));
     }
     fn layer_retrying(&self, blob: &Digest, error: &RegistryError) {
-        let _ = self.multi.println(format!("{}: retrying after error: {error}", blob.short()));
+        let _ = self
+            .multi
+            .println(format!("{}: retrying after error: {error}", blob.short()));
         self.with_bar(blob, |b| b.set_message("retrying"));
     }
     fn layer_done(&self, blob: &Digest) {

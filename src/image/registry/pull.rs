@@ -13,7 +13,7 @@ use super::{RegistryError, Result};
 use crate::image::digest::Digest;
 use crate::image::manifest::{self, ConfigSummary, Descriptor, Manifest, ManifestKind, Platform};
 use crate::image::reference::Reference;
-use crate::image::store::{ImageRecord, LayerRef, Store};
+use crate::image::store::{ImageRecord, Ingest, LayerRef, Store};
 use std::collections::{BTreeSet, VecDeque};
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,7 +35,11 @@ pub struct PullOptions {
 
 impl Default for PullOptions {
     fn default() -> Self {
-        PullOptions { platform: None, client: ClientOptions::default(), concurrency: 3 }
+        PullOptions {
+            platform: None,
+            client: ClientOptions::default(),
+            concurrency: 3,
+        }
     }
 }
 
@@ -116,9 +120,16 @@ pub fn resolve(client: &Client, reference: &Reference, platform: &Platform) -> R
 fn verify_top(top: &FetchedManifest, reference: &Reference) -> Result<Digest> {
     let actual = Digest::of(&top.bytes);
     let what = format!("the manifest for {reference}");
-    for expected in [reference.digest.as_ref(), top.digest_header.as_ref()].into_iter().flatten() {
+    for expected in [reference.digest.as_ref(), top.digest_header.as_ref()]
+        .into_iter()
+        .flatten()
+    {
         if *expected != actual {
-            return Err(RegistryError::DigestMismatch { what, expected: expected.clone(), actual });
+            return Err(RegistryError::DigestMismatch {
+                what,
+                expected: expected.clone(),
+                actual,
+            });
         }
     }
     Ok(actual)
@@ -127,7 +138,11 @@ fn verify_top(top: &FetchedManifest, reference: &Reference) -> Result<Digest> {
 fn verify_blob(what: &str, desc: &Descriptor, bytes: &[u8]) -> Result<()> {
     let actual = Digest::of(bytes);
     if actual != desc.digest {
-        return Err(RegistryError::DigestMismatch { what: what.to_string(), expected: desc.digest.clone(), actual });
+        return Err(RegistryError::DigestMismatch {
+            what: what.to_string(),
+            expected: desc.digest.clone(),
+            actual,
+        });
     }
     if bytes.len() as u64 != desc.size {
         return Err(RegistryError::SizeMismatch {
@@ -139,10 +154,17 @@ fn verify_blob(what: &str, desc: &Descriptor, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-fn fetch_config(client: &Client, reference: &Reference, m: &Manifest) -> Result<(Vec<u8>, ConfigSummary)> {
+fn fetch_config(
+    client: &Client,
+    reference: &Reference,
+    m: &Manifest,
+) -> Result<(Vec<u8>, ConfigSummary)> {
     let media = m.config.media_type.as_str();
     if !matches!(media, manifest::OCI_CONFIG | manifest::DOCKER_CONFIG | "") {
-        return Err(RegistryError::NotAnImage { reference: reference.to_string(), media_type: media.to_string() });
+        return Err(RegistryError::NotAnImage {
+            reference: reference.to_string(),
+            media_type: media.to_string(),
+        });
     }
     let bytes = client.get_small_blob(&reference.repository, &m.config.digest)?;
     verify_blob(&format!("config {}", m.config.digest), &m.config, &bytes)?;
@@ -155,7 +177,10 @@ fn fetch_config(client: &Client, reference: &Reference, m: &Manifest) -> Result<
         .into());
     }
     if !config.os.is_empty() && config.os != "linux" {
-        return Err(RegistryError::WrongOs { os: config.os, architecture: config.architecture });
+        return Err(RegistryError::WrongOs {
+            os: config.os,
+            architecture: config.architecture,
+        });
     }
     Ok((bytes, config))
 }
@@ -181,23 +206,44 @@ fn pull_inner(
     observer: &dyn PullObserver,
 ) -> Result<Pulled> {
     let credential = credentials.get(&reference.registry)?;
-    let client = Client::connect(&reference.registry, ClientOptions { credential, ..opts.client.clone() })?;
+    let client = Client::connect(
+        &reference.registry,
+        ClientOptions {
+            credential,
+            ..opts.client.clone()
+        },
+    )?;
     observer.pulling(reference);
     let platform = opts.platform.clone().unwrap_or_else(Platform::host);
     let resolved = resolve(&client, reference, &platform)?;
     let id = resolved.id().clone();
 
-    // From here until the commit, garbage collection must not take our unrecorded layers.
-    let _ingest = store.ingest_guard()?;
-    let tags: Vec<Reference> = if reference.digest.is_none() { vec![reference.clone()] } else { Vec::new() };
+    // From here until the commit, garbage collection must not take our unrecorded layers; and
+    // if the pull fails, the layers it added are removed again (a kill -9 leaves them for the
+    // next pull to reuse).
+    let ingest = store.begin_ingest()?;
+    let tags: Vec<Reference> = if reference.digest.is_none() {
+        vec![reference.clone()]
+    } else {
+        Vec::new()
+    };
     let known_before = store.image(&id).is_ok()
-        && tags.iter().all(|t| t.tagged().and_then(|k| store.resolve(&k).ok()).is_some_and(|r| r.id == id));
+        && tags.iter().all(|t| {
+            t.tagged()
+                .and_then(|k| store.resolve(&k).ok())
+                .is_some_and(|r| r.id == id)
+        });
 
     let mut jobs = VecDeque::new();
     let mut existing = Vec::new();
     let mut seen = BTreeSet::new();
     let mut layers = Vec::new();
-    for (layer, diff_id) in resolved.manifest.layers.iter().zip(&resolved.config.rootfs.diff_ids) {
+    for (layer, diff_id) in resolved
+        .manifest
+        .layers
+        .iter()
+        .zip(&resolved.config.rootfs.diff_ids)
+    {
         layers.push(LayerRef {
             diff_id: diff_id.clone(),
             blob: Some(layer.digest.clone()),
@@ -215,7 +261,14 @@ fn pull_inner(
         }
     }
     let downloaded: Vec<Digest> = jobs.iter().map(|(l, _)| l.digest.clone()).collect();
-    download_layers(&client, store, &reference.repository, jobs, opts.concurrency.max(1), observer)?;
+    download_layers(
+        &client,
+        &ingest,
+        &reference.repository,
+        jobs,
+        opts.concurrency.max(1),
+        observer,
+    )?;
 
     let record = ImageRecord {
         id: id.clone(),
@@ -227,7 +280,12 @@ fn pull_inner(
         created: resolved.config.created.clone(),
         added: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     };
-    store.commit_image(record, &resolved.config_bytes, Some(&resolved.manifest_bytes), &tags)?;
+    ingest.commit_image(
+        record,
+        &resolved.config_bytes,
+        Some(&resolved.manifest_bytes),
+        &tags,
+    )?;
     Ok(Pulled {
         reference: reference.clone(),
         id,
@@ -241,10 +299,11 @@ fn pull_inner(
 type Job = (Descriptor, Digest);
 
 /// Downloads `jobs` on up to `concurrency` threads. The first failure stops the others (their
-/// partial layers are discarded by the store) and is the one reported.
+/// partial layers are discarded by the store, and finished ones by the ingest when it drops)
+/// and is the one reported.
 fn download_layers(
     client: &Client,
-    store: &Store,
+    ingest: &Ingest,
     repository: &str,
     jobs: VecDeque<Job>,
     concurrency: usize,
@@ -260,10 +319,14 @@ fn download_layers(
                 if abort.load(Ordering::SeqCst) {
                     return;
                 }
-                let Some((layer, diff_id)) = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front() else {
+                let Some((layer, diff_id)) =
+                    queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front()
+                else {
                     return;
                 };
-                match download_layer(client, store, repository, &layer, &diff_id, &abort, observer) {
+                match download_layer(
+                    client, ingest, repository, &layer, &diff_id, &abort, observer,
+                ) {
                     Ok(()) => observer.layer_done(&layer.digest),
                     Err(e) => {
                         observer.layer_failed(&layer.digest);
@@ -287,7 +350,7 @@ fn download_layers(
 
 fn download_layer(
     client: &Client,
-    store: &Store,
+    ingest: &Ingest,
     repository: &str,
     layer: &Descriptor,
     diff_id: &Digest,
@@ -308,14 +371,13 @@ fn download_layer(
                 observer,
                 failure: None,
             };
-            let added = store.add_layer(&mut reader, diff_id, Some((&layer.digest, layer.size)));
+            let added = ingest.add_layer(&mut reader, diff_id, Some((&layer.digest, layer.size)));
             match (added, reader.failure.take()) {
                 (Ok(_), _) => Ok(()),
                 (Err(_), Some(ReadFailure::Network(e))) => Err(client.read_error(&what, e)),
-                (Err(_), Some(ReadFailure::TooLong)) => Err(RegistryError::SizeMismatch {
+                (Err(_), Some(ReadFailure::TooLong)) => Err(RegistryError::BlobTooLong {
                     what: what.clone(),
                     expected: layer.size,
-                    actual: reader.count,
                 }),
                 (Err(_), Some(ReadFailure::Aborted)) => Err(RegistryError::Transfer {
                     what: what.clone(),
@@ -326,7 +388,9 @@ fn download_layer(
             }
         });
         match result {
-            Err(e) if attempt < LAYER_ATTEMPTS && retriable(&e) && !abort.load(Ordering::SeqCst) => {
+            Err(e)
+                if attempt < LAYER_ATTEMPTS && retriable(&e) && !abort.load(Ordering::SeqCst) =>
+            {
                 tracing::warn!("{what}: {e}; retrying");
                 observer.layer_retrying(&layer.digest, &e);
                 std::thread::sleep(Duration::from_millis(500 * u64::from(attempt)));
@@ -340,7 +404,9 @@ fn download_layer(
 /// Failures that another attempt may not meet: the network's, not the content's.
 fn retriable(e: &RegistryError) -> bool {
     match e {
-        RegistryError::Unreachable { .. } | RegistryError::Timeout { .. } | RegistryError::Transfer { .. } => true,
+        RegistryError::Unreachable { .. }
+        | RegistryError::Timeout { .. }
+        | RegistryError::Transfer { .. } => true,
         RegistryError::Status { status, .. } => *status >= 500,
         _ => false,
     }
@@ -377,14 +443,20 @@ impl<R: Read> Read for LayerReader<'_, R> {
         let want = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
         if want == 0 {
             self.failure = Some(ReadFailure::TooLong);
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "the blob is longer than its descriptor says"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the blob is longer than its descriptor says",
+            ));
         }
         match self.inner.read(&mut buf[..want]) {
             Ok(n) => {
                 self.count += n as u64;
                 if self.count > self.limit {
                     self.failure = Some(ReadFailure::TooLong);
-                    return Err(io::Error::new(io::ErrorKind::InvalidData, "the blob is longer than its descriptor says"));
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "the blob is longer than its descriptor says",
+                    ));
                 }
                 self.observer.layer_progress(self.blob, self.count);
                 Ok(n)

@@ -17,7 +17,10 @@ pub struct Request {
 
 impl Request {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -34,7 +37,13 @@ pub struct Response {
 
 impl Response {
     pub fn new(status: u16) -> Response {
-        Response { status, headers: Vec::new(), body: Vec::new(), truncate: None, delay: None }
+        Response {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+            truncate: None,
+            delay: None,
+        }
     }
     pub fn header(mut self, k: &str, v: &str) -> Response {
         self.headers.push((k.to_string(), v.to_string()));
@@ -57,7 +66,9 @@ pub struct TestServer {
 
 impl TestServer {
     /// Starts a server; `handler` gets each request and the server's own `127.0.0.1:PORT`.
-    pub fn start(handler: impl Fn(&Request, &str) -> Response + Send + Sync + 'static) -> TestServer {
+    pub fn start(
+        handler: impl Fn(&Request, &str) -> Response + Send + Sync + 'static,
+    ) -> TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local addr");
         let stop = Arc::new(AtomicBool::new(false));
@@ -74,7 +85,12 @@ impl TestServer {
                 std::thread::spawn(move || serve(conn, &*handler, &requests, addr));
             }
         });
-        TestServer { addr, stop, thread: Some(thread), requests }
+        TestServer {
+            addr,
+            stop,
+            thread: Some(thread),
+            requests,
+        }
     }
 
     pub fn host(&self) -> String {
@@ -101,7 +117,11 @@ fn serve(conn: TcpStream, handler: &Handler, requests: &Mutex<Vec<Request>>, add
     let mut reader = BufReader::new(conn.try_clone().expect("clone stream"));
     let mut out = conn;
     // A TLS ClientHello (berth tries HTTPS first): answer like a plain HTTP server does.
-    if reader.fill_buf().map(|b| b.first() == Some(&0x16)).unwrap_or(true) {
+    if reader
+        .fill_buf()
+        .map(|b| b.first() == Some(&0x16))
+        .unwrap_or(true)
+    {
         let _ = out.write_all(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
         return;
     }
@@ -126,7 +146,11 @@ fn serve(conn: TcpStream, handler: &Handler, requests: &Mutex<Vec<Request>>, add
     if let Some(d) = resp.delay {
         std::thread::sleep(d);
     }
-    let mut head = format!("HTTP/1.1 {} X\r\nContent-Length: {}\r\nConnection: close\r\n", resp.status, resp.body.len());
+    let mut head = format!(
+        "HTTP/1.1 {} X\r\nContent-Length: {}\r\nConnection: close\r\n",
+        resp.status,
+        resp.body.len()
+    );
     for (k, v) in &resp.headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
