@@ -8,6 +8,7 @@ pkgs=(
     apache2-utils    # htpasswd, for the registry's basic-auth test
     umoci            # the unpack benchmark's yardstick
     hyperfine        # benchmarks
+    openssl          # signs tokens for the registry token-auth test
     jq curl ca-certificates
 )
 missing=()

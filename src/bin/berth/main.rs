@@ -3,6 +3,7 @@
 //! This file only parses arguments and dispatches; the work happens in the `berth` library.
 //! Exit codes: 0 success, 1 a command failed (as docker's image commands do), 2 bad usage.
 
+mod containers;
 mod images;
 mod pull;
 
@@ -45,6 +46,18 @@ enum Command {
     Login(pull::LoginArgs),
     /// Log out from a registry.
     Logout(pull::LogoutArgs),
+    /// Create and run a container in the foreground.
+    Run(containers::RunArgs),
+    /// Create a container (prints its id).
+    Create(containers::CreateArgs),
+    /// Run a created or exited container in the foreground.
+    Start(containers::StartArgs),
+    /// Remove containers.
+    Rm(containers::RmArgs),
+    /// List containers.
+    Ps(containers::PsArgs),
+    /// Show containers in detail, as JSON.
+    Inspect(containers::InspectArgs),
 }
 
 fn main() -> ExitCode {
@@ -60,12 +73,32 @@ fn main() -> ExitCode {
         Command::Pull(a) => pull::run_pull(&cli.global, a),
         Command::Login(a) => pull::run_login(&cli.global, a),
         Command::Logout(a) => pull::run_logout(&cli.global, a),
+        Command::Run(a) => containers::run(&cli.global, a),
+        Command::Create(a) => containers::create(&cli.global, a),
+        Command::Start(a) => containers::start(&cli.global, a),
+        Command::Rm(a) => containers::remove(&cli.global, a),
+        Command::Ps(a) => containers::ps(&cli.global, a),
+        Command::Inspect(a) => containers::inspect(&cli.global, a),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),
         Err(e) => {
-            eprintln!("berth: {e:#}");
+            eprintln!("berth: {}", render(&e));
             ExitCode::from(1)
         }
     }
+}
+
+/// The error and its causes on one line, skipping a cause whose text the message above it
+/// already quotes (library errors often embed their source in their own message).
+fn render(e: &anyhow::Error) -> String {
+    let mut msg = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !msg.contains(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+    }
+    msg
 }

@@ -330,6 +330,30 @@ mod tests {
     }
 
     #[test]
+    fn credentials_never_go_to_a_plain_http_realm_on_a_secure_host() {
+        let cred = Credential {
+            username: "u".into(),
+            password: "p".into(),
+        };
+        let agent = ureq::AgentBuilder::new().build();
+        // Refused before any connection is made (the host is never contacted).
+        let e = fetch_token(
+            &agent,
+            "registry.example",
+            "http://auth.example/token",
+            None,
+            &[],
+            Some(&cred),
+            &InsecureRegistries::default(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(e, RegistryError::InsecureCredentials { .. }),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn basic_header_encodes_user_and_password() {
         let c = Credential {
             username: "user".into(),

@@ -268,7 +268,7 @@ impl Client {
         RegistryError::Transfer {
             what: what.to_string(),
             registry: self.registry.clone(),
-            source,
+            error: source,
         }
     }
 

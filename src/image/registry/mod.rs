@@ -120,11 +120,11 @@ pub enum RegistryError {
         registry: String,
         limit: u64,
     },
-    #[error("downloading {what} from {registry} failed: {source}: pull again to resume")]
+    #[error("downloading {what} from {registry} failed: {error}: pull again to resume")]
     Transfer {
         what: String,
         registry: String,
-        source: io::Error,
+        error: io::Error,
     },
     #[error("{reference} is not a container image: its config has media type {media_type:?}")]
     NotAnImage {
@@ -147,6 +147,9 @@ pub enum RegistryError {
         "invalid --insecure-registry {0:?}: give HOST, HOST:PORT or an IP range like 10.0.0.0/8"
     )]
     InvalidInsecureRegistry(String),
+    /// A layer the store refused (digest, size or tar trouble); its blob digest names it.
+    #[error("layer {blob}: {error}")]
+    Layer { blob: Digest, error: StoreError },
     #[error(transparent)]
     Manifest(#[from] ManifestError),
     #[error(transparent)]

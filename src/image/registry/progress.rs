@@ -166,6 +166,20 @@ impl TerminalProgress {
         }
     }
 
+    /// A line above the bars (plainly, while there are none: indicatif would not end it).
+    fn println(&self, line: String) {
+        if self
+            .bars
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+        {
+            eprintln!("{line}");
+        } else {
+            let _ = self.multi.println(line);
+        }
+    }
+
     fn add_bar(&self, blob: &Digest, size: u64, message: &'static str) -> ProgressBar {
         let bar = self.multi.add(ProgressBar::new(size));
         bar.set_style(self.style.clone());
@@ -181,14 +195,10 @@ impl TerminalProgress {
 
 impl PullObserver for TerminalProgress {
     fn pulling(&self, r: &Reference) {
-        let _ = self
-            .multi
-            .println(format!("{}: pulling from {}", what_of(r), r.name()));
+        self.println(format!("{}: pulling from {}", what_of(r), r.name()));
     }
     fn layer_exists(&self, blob: &Digest) {
-        let _ = self
-            .multi
-            .println(format!("{}: already exists", blob.short()));
+        self.println(format!("{}: already exists", blob.short()));
     }
     fn layer_queued(&self, blob: &Digest, size: u64) {
         self.add_bar(blob, size, "waiting");
@@ -203,9 +213,7 @@ impl PullObserver for TerminalProgress {
         self.with_bar(blob, |b| b.set_position(done));
     }
     fn layer_retrying(&self, blob: &Digest, error: &RegistryError) {
-        let _ = self
-            .multi
-            .println(format!("{}: retrying after error: {error}", blob.short()));
+        self.println(format!("{}: retrying after error: {error}", blob.short()));
         self.with_bar(blob, |b| b.set_message("retrying"));
     }
     fn layer_done(&self, blob: &Digest) {
@@ -225,6 +233,11 @@ impl PullObserver for TerminalProgress {
         let bars = self.bars.lock().unwrap_or_else(|p| p.into_inner());
         for b in bars.values().filter(|b| !b.is_finished()) {
             b.abandon();
+        }
+        // indicatif leaves the cursor at the end of the last bar: end that line so what the
+        // command prints next starts on its own.
+        if !bars.is_empty() {
+            eprintln!();
         }
     }
 }

@@ -382,9 +382,12 @@ fn download_layer(
                 (Err(_), Some(ReadFailure::Aborted)) => Err(RegistryError::Transfer {
                     what: what.clone(),
                     registry: client.registry().to_string(),
-                    source: io::Error::other("stopped because another layer failed"),
+                    error: io::Error::other("stopped because another layer failed"),
                 }),
-                (Err(e), None) => Err(e.into()),
+                (Err(error), None) => Err(RegistryError::Layer {
+                    blob: layer.digest.clone(),
+                    error,
+                }),
             }
         });
         match result {
