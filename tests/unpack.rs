@@ -23,13 +23,20 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Fixture {
-        let tmp = tempfile::Builder::new().prefix("berth-unpack-test-").tempdir().expect("tempdir");
+        let tmp = tempfile::Builder::new()
+            .prefix("berth-unpack-test-")
+            .tempdir()
+            .expect("tempdir");
         let dest = tmp.path().join("dest");
         let sentinel = tmp.path().join("sentinel");
         fs::create_dir(&dest).unwrap();
         fs::create_dir(&sentinel).unwrap();
         fs::write(sentinel.join("secret"), b"keep out").unwrap();
-        Fixture { _tmp: tmp, dest, sentinel }
+        Fixture {
+            _tmp: tmp,
+            dest,
+            sentinel,
+        }
     }
 
     fn unpack(&self, blob: &[u8]) -> Result<UnpackOutcome, UnpackError> {
@@ -43,16 +50,29 @@ impl Fixture {
     /// The sentinel dir holds exactly its one untouched file, and the temp dir nothing but
     /// `dest` and `sentinel`.
     fn assert_sentinel_untouched(&self) {
-        let names: Vec<_> = fs::read_dir(&self.sentinel).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert_eq!(names, vec![std::ffi::OsString::from("secret")], "sentinel dir changed");
+        let names: Vec<_> = fs::read_dir(&self.sentinel)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            names,
+            vec![std::ffi::OsString::from("secret")],
+            "sentinel dir changed"
+        );
         let secret = self.sentinel.join("secret");
         let md = fs::symlink_metadata(&secret).unwrap();
         assert_eq!(md.nlink(), 1, "sentinel file got hard-linked");
         assert_eq!(fs::read(&secret).unwrap(), b"keep out");
-        let mut siblings: Vec<_> =
-            fs::read_dir(self.dest.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let mut siblings: Vec<_> = fs::read_dir(self.dest.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         siblings.sort();
-        assert_eq!(siblings, vec!["dest", "sentinel"], "something was created next to dest");
+        assert_eq!(
+            siblings,
+            vec!["dest", "sentinel"],
+            "something was created next to dest"
+        );
     }
 }
 
@@ -61,7 +81,8 @@ fn lgetxattr(path: &Path, name: &str) -> Option<Vec<u8>> {
     let n = CString::new(name).unwrap();
     let mut buf = vec![0u8; 4096];
     // SAFETY: both strings are NUL-terminated and live across the call; buf is writable for its length.
-    let len = unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    let len =
+        unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
     if len < 0 {
         return None;
     }
@@ -70,7 +91,9 @@ fn lgetxattr(path: &Path, name: &str) -> Option<Vec<u8>> {
 }
 
 fn is_whiteout(path: &Path) -> bool {
-    fs::symlink_metadata(path).map(|m| m.file_type().is_char_device() && m.rdev() == 0).unwrap_or(false)
+    fs::symlink_metadata(path)
+        .map(|m| m.file_type().is_char_device() && m.rdev() == 0)
+        .unwrap_or(false)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -100,7 +123,10 @@ fn plain_gzip_and_zstd_give_the_same_diff_id_and_their_own_blob_digest() {
         assert_eq!(out.blob_size, blob.len() as u64);
         assert_eq!(out.size, 100_000 + 6);
         assert_eq!(fs::read(fx.d("etc/hostname")).unwrap(), b"berth\n");
-        assert_eq!(fs::read_link(fx.d("etc/localtime")).unwrap(), Path::new("/usr/share/zoneinfo/UTC"));
+        assert_eq!(
+            fs::read_link(fx.d("etc/localtime")).unwrap(),
+            Path::new("/usr/share/zoneinfo/UTC")
+        );
     }
 }
 
@@ -142,13 +168,18 @@ fn truncated_streams_are_errors() {
         ("zstd cut in half", zs[..zs.len() / 2].to_vec()),
         ("plain tar cut inside file data", tar[..2048].to_vec()),
         ("plain tar cut inside a header", tar[..1300].to_vec()),
-        ("plain tar cut at a block boundary", Layer::with([E::file("a", b"x")]).unterminated()),
+        (
+            "plain tar cut at a block boundary",
+            Layer::with([E::file("a", b"x")]).unterminated(),
+        ),
         ("empty stream", Vec::new()),
     ];
     for (what, blob) in cases {
         let fx = Fixture::new();
         match fx.unpack(&blob) {
-            Err(e @ (UnpackError::Truncated { .. } | UnpackError::Read { .. })) => eprintln!("{what}: {e}"),
+            Err(e @ (UnpackError::Truncated { .. } | UnpackError::Read { .. })) => {
+                eprintln!("{what}: {e}")
+            }
             other => panic!("{what}: expected a truncation error, got {other:?}"),
         }
     }
@@ -167,7 +198,14 @@ fn garbage_is_an_error() {
 #[test]
 fn dotdot_paths_are_clamped_inside_the_layer() {
     let fx = Fixture::new();
-    fx.unpack(&Layer::with([E::file("../sentinel/pwned", b"x"), E::file("a/../../../top", b"y")]).finish()).unwrap();
+    fx.unpack(
+        &Layer::with([
+            E::file("../sentinel/pwned", b"x"),
+            E::file("a/../../../top", b"y"),
+        ])
+        .finish(),
+    )
+    .unwrap();
     fx.assert_sentinel_untouched();
     assert_eq!(fs::read(fx.d("sentinel/pwned")).unwrap(), b"x");
     assert_eq!(fs::read(fx.d("top")).unwrap(), b"y");
@@ -177,11 +215,21 @@ fn dotdot_paths_are_clamped_inside_the_layer() {
 fn absolute_paths_are_relative_to_the_layer_root() {
     let fx = Fixture::new();
     let abs = fx.sentinel.join("pwned");
-    fx.unpack(&Layer::with([E::file("/etc/berth-test", b"x"), E::file(abs.to_str().unwrap(), b"y")]).finish()).unwrap();
+    fx.unpack(
+        &Layer::with([
+            E::file("/etc/berth-test", b"x"),
+            E::file(abs.to_str().unwrap(), b"y"),
+        ])
+        .finish(),
+    )
+    .unwrap();
     fx.assert_sentinel_untouched();
     assert!(!Path::new("/etc/berth-test").exists());
     assert_eq!(fs::read(fx.d("etc/berth-test")).unwrap(), b"x");
-    assert_eq!(fs::read(fx.dest.join(abs.strip_prefix("/").unwrap())).unwrap(), b"y");
+    assert_eq!(
+        fs::read(fx.dest.join(abs.strip_prefix("/").unwrap())).unwrap(),
+        b"y"
+    );
 }
 
 #[test]
@@ -189,7 +237,8 @@ fn writes_through_an_absolute_symlink_stay_inside() {
     let abs = |fx: &Fixture| fx.sentinel.to_str().unwrap().to_string();
     // Target missing inside the layer: an error, nothing written anywhere.
     let fx = Fixture::new();
-    let r = fx.unpack(&Layer::with([E::symlink("a", &abs(&fx)), E::file("a/pwned", b"x")]).finish());
+    let r =
+        fx.unpack(&Layer::with([E::symlink("a", &abs(&fx)), E::file("a/pwned", b"x")]).finish());
     assert!(r.is_err());
     fx.assert_sentinel_untouched();
 
@@ -197,17 +246,27 @@ fn writes_through_an_absolute_symlink_stay_inside() {
     let fx = Fixture::new();
     let inside = fx.dest.join(fx.sentinel.strip_prefix("/").unwrap());
     fs::create_dir_all(&inside).unwrap();
-    fx.unpack(&Layer::with([E::symlink("a", &abs(&fx)), E::file("a/pwned", b"x")]).finish()).unwrap();
+    fx.unpack(&Layer::with([E::symlink("a", &abs(&fx)), E::file("a/pwned", b"x")]).finish())
+        .unwrap();
     fx.assert_sentinel_untouched();
     assert_eq!(fs::read(inside.join("pwned")).unwrap(), b"x");
 
     // The classic: etc -> /etc, then etc/passwd.
     let fx = Fixture::new();
     let before = fs::symlink_metadata("/etc/passwd").unwrap();
-    let r = fx.unpack(&Layer::with([E::symlink("etc", "/etc"), E::file("etc/passwd", b"root::0:0::/:/bin/sh\n")]).finish());
+    let r = fx.unpack(
+        &Layer::with([
+            E::symlink("etc", "/etc"),
+            E::file("etc/passwd", b"root::0:0::/:/bin/sh\n"),
+        ])
+        .finish(),
+    );
     assert!(r.is_err());
     let after = fs::symlink_metadata("/etc/passwd").unwrap();
-    assert_eq!((before.ino(), before.mtime(), before.size()), (after.ino(), after.mtime(), after.size()));
+    assert_eq!(
+        (before.ino(), before.mtime(), before.size()),
+        (after.ino(), after.mtime(), after.size())
+    );
 }
 
 #[test]
@@ -237,7 +296,10 @@ fn hardlinks_cannot_reach_outside() {
     let cases = [
         vec![E::hardlink("h", "../sentinel/secret")],
         vec![E::hardlink("h", &secret(&fx))],
-        vec![E::symlink("s", fx.sentinel.to_str().unwrap()), E::hardlink("h", "s/secret")],
+        vec![
+            E::symlink("s", fx.sentinel.to_str().unwrap()),
+            E::hardlink("h", "s/secret"),
+        ],
         vec![E::symlink("s", "../sentinel"), E::hardlink("h", "s/secret")],
         vec![E::hardlink("h", "/etc/passwd")],
     ];
@@ -267,7 +329,10 @@ fn a_directory_replaced_by_a_symlink_is_not_written_through_the_stale_cache() {
     ]);
     let r = fx.unpack(&layer.finish());
     fx.assert_sentinel_untouched();
-    assert!(r.is_err(), "d/three through a symlink to a missing dir must fail");
+    assert!(
+        r.is_err(),
+        "d/three through a symlink to a missing dir must fail"
+    );
     assert_eq!(fs::read(fx.d("other/two")).unwrap(), b"2");
     assert!(!fx.d("other/one").exists());
 }
@@ -299,12 +364,23 @@ fn oversized_metadata_records_are_refused() {
 
 #[test]
 fn nul_bytes_and_bad_whiteouts_are_errors() {
-    for e in [E::file("a", b"").pax("path", b"a\0b"), E::file("d/.wh.", b""), E::file("d/.wh..", b"")] {
+    for e in [
+        E::file("a", b"").pax("path", b"a\0b"),
+        E::file("d/.wh.", b""),
+        E::file("d/.wh..", b""),
+    ] {
         let fx = Fixture::new();
-        assert!(fx.unpack(&Layer::with([e.clone()]).finish()).is_err(), "{e:?}");
+        assert!(
+            fx.unpack(&Layer::with([e.clone()]).finish()).is_err(),
+            "{e:?}"
+        );
     }
     let fx = Fixture::new();
-    assert!(fx.unpack(&Layer::with([E::file("./", b"x")]).finish()).is_err(), "file as the root");
+    assert!(
+        fx.unpack(&Layer::with([E::file("./", b"x")]).finish())
+            .is_err(),
+        "file as the root"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -325,11 +401,27 @@ fn ownership_and_special_mode_bits_are_preserved() {
     fx.unpack(&layer.finish()).unwrap();
     let md = |p: &str| fs::symlink_metadata(fx.d(p)).unwrap();
     assert_eq!(md("tmp").mode() & 0o7777, 0o1777);
-    assert_eq!((md("srv").mode() & 0o7777, md("srv").uid(), md("srv").gid()), (0o2750, 33, 33));
+    assert_eq!(
+        (md("srv").mode() & 0o7777, md("srv").uid(), md("srv").gid()),
+        (0o2750, 33, 33)
+    );
     assert_eq!(md("usr/bin/su").mode() & 0o7777, 0o4755);
-    assert_eq!((md("usr/bin/wall").mode() & 0o7777, md("usr/bin/wall").gid()), (0o2755, 5));
-    assert_eq!((md("home/u/f").uid(), md("home/u/f").gid(), md("home/u/f").mode() & 0o7777), (1000, 1001, 0o600));
-    assert_eq!((md("big-ids").uid(), md("big-ids").gid()), (100_000, 3_000_000_000));
+    assert_eq!(
+        (md("usr/bin/wall").mode() & 0o7777, md("usr/bin/wall").gid()),
+        (0o2755, 5)
+    );
+    assert_eq!(
+        (
+            md("home/u/f").uid(),
+            md("home/u/f").gid(),
+            md("home/u/f").mode() & 0o7777
+        ),
+        (1000, 1001, 0o600)
+    );
+    assert_eq!(
+        (md("big-ids").uid(), md("big-ids").gid()),
+        (100_000, 3_000_000_000)
+    );
     assert_eq!((md("home/u/l").uid(), md("home/u/l").gid()), (1000, 1001));
     // Parents the archive did not list are created 0755.
     assert_eq!(md("usr/bin").permissions().mode() & 0o7777, 0o755);
@@ -338,20 +430,40 @@ fn ownership_and_special_mode_bits_are_preserved() {
 #[test]
 fn xattrs_are_preserved_but_overlay_ones_refused() {
     // VFS_CAP_REVISION_2 with the effective bit, permitted = CAP_NET_BIND_SERVICE.
-    let cap: Vec<u8> = [0x0200_0001u32, 1 << 10, 0, 0, 0].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let cap: Vec<u8> = [0x0200_0001u32, 1 << 10, 0, 0, 0]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
     let fx = Fixture::new();
     let layer = Layer::with([
-        E::file("ping", b"\x7fELF").mode(0o755).xattr("security.capability", &cap).owner(0, 0),
-        E::file("f", b"x").xattr("user.berth.test", b"hello").xattr("trusted.overlay.redirect", b"/etc"),
+        E::file("ping", b"\x7fELF")
+            .mode(0o755)
+            .xattr("security.capability", &cap)
+            .owner(0, 0),
+        E::file("f", b"x")
+            .xattr("user.berth.test", b"hello")
+            .xattr("trusted.overlay.redirect", b"/etc"),
         E::dir("d/").xattr("user.berth.dir", b"1"),
         E::symlink("l", "f").xattr("trusted.berth.link", b"2"),
     ]);
     fx.unpack(&layer.finish()).unwrap();
-    assert_eq!(lgetxattr(&fx.d("ping"), "security.capability").as_deref(), Some(&cap[..]));
-    assert_eq!(lgetxattr(&fx.d("f"), "user.berth.test").as_deref(), Some(&b"hello"[..]));
+    assert_eq!(
+        lgetxattr(&fx.d("ping"), "security.capability").as_deref(),
+        Some(&cap[..])
+    );
+    assert_eq!(
+        lgetxattr(&fx.d("f"), "user.berth.test").as_deref(),
+        Some(&b"hello"[..])
+    );
     assert_eq!(lgetxattr(&fx.d("f"), "trusted.overlay.redirect"), None);
-    assert_eq!(lgetxattr(&fx.d("d"), "user.berth.dir").as_deref(), Some(&b"1"[..]));
-    assert_eq!(lgetxattr(&fx.d("l"), "trusted.berth.link").as_deref(), Some(&b"2"[..]));
+    assert_eq!(
+        lgetxattr(&fx.d("d"), "user.berth.dir").as_deref(),
+        Some(&b"1"[..])
+    );
+    assert_eq!(
+        lgetxattr(&fx.d("l"), "trusted.berth.link").as_deref(),
+        Some(&b"2"[..])
+    );
 }
 
 #[test]
@@ -368,12 +480,22 @@ fn mtimes_are_preserved_for_files_symlinks_and_directories() {
     ]);
     fx.unpack(&layer.finish()).unwrap();
     let md = |p: &str| fs::symlink_metadata(fx.d(p)).unwrap();
-    assert_eq!(fs::symlink_metadata(&fx.dest).unwrap().mtime(), 1_000_000_001);
-    assert_eq!(md("d").mtime(), 1_000_000_002, "children must not bump a directory's mtime");
+    assert_eq!(
+        fs::symlink_metadata(&fx.dest).unwrap().mtime(),
+        1_000_000_001
+    );
+    assert_eq!(
+        md("d").mtime(),
+        1_000_000_002,
+        "children must not bump a directory's mtime"
+    );
     assert_eq!(md("d/sub").mtime(), 1_000_000_003);
     assert_eq!(md("d/sub/f").mtime(), 1_000_000_004);
     assert_eq!(md("d/l").mtime(), 1_000_000_005);
-    assert_eq!((md("d/frac").mtime(), md("d/frac").mtime_nsec()), (1_000_000_006, 250_000_000));
+    assert_eq!(
+        (md("d/frac").mtime(), md("d/frac").mtime_nsec()),
+        (1_000_000_006, 250_000_000)
+    );
     assert_eq!(md("d/late").mtime(), 1_000_000_007);
 }
 
@@ -395,17 +517,33 @@ fn device_nodes_fifos_and_hardlinks_are_preserved() {
     let md = |p: &str| fs::symlink_metadata(fx.d(p)).unwrap();
     let null = md("dev/null");
     assert!(null.file_type().is_char_device());
-    assert_eq!((nix::sys::stat::major(null.rdev()), nix::sys::stat::minor(null.rdev())), (1, 3));
+    assert_eq!(
+        (
+            nix::sys::stat::major(null.rdev()),
+            nix::sys::stat::minor(null.rdev())
+        ),
+        (1, 3)
+    );
     assert_eq!(null.mode() & 0o7777, 0o666);
     let lp = md("dev/loop0");
     assert!(lp.file_type().is_block_device());
-    assert_eq!((nix::sys::stat::major(lp.rdev()), nix::sys::stat::minor(lp.rdev()), lp.gid()), (7, 0, 6));
+    assert_eq!(
+        (
+            nix::sys::stat::major(lp.rdev()),
+            nix::sys::stat::minor(lp.rdev()),
+            lp.gid()
+        ),
+        (7, 0, 6)
+    );
     assert!(md("dev/fifo").file_type().is_fifo());
     assert_eq!(md("dev/fifo").mode() & 0o7777, 0o620);
     assert_eq!(md("bin/ls").ino(), md("bin/busybox").ino());
     assert_eq!(md("bin/cat").ino(), md("bin/busybox").ino());
     assert_eq!(md("bin/busybox").nlink(), 3);
-    assert!(md("bin/sh-hard").file_type().is_symlink(), "a hard link to a symlink links the symlink");
+    assert!(
+        md("bin/sh-hard").file_type().is_symlink(),
+        "a hard link to a symlink links the symlink"
+    );
     assert_eq!(md("bin/sh-hard").ino(), md("bin/sh-link").ino());
 }
 
@@ -446,8 +584,14 @@ fn opaque_markers_set_the_overlay_xattr() {
         E::file("new/dir/.wh..wh..opq", b""),
     ]);
     fx.unpack(&layer.finish()).unwrap();
-    assert_eq!(lgetxattr(&fx.d("var"), "trusted.overlay.opaque").as_deref(), Some(&b"y"[..]));
-    assert_eq!(lgetxattr(&fx.d("new/dir"), "trusted.overlay.opaque").as_deref(), Some(&b"y"[..]));
+    assert_eq!(
+        lgetxattr(&fx.d("var"), "trusted.overlay.opaque").as_deref(),
+        Some(&b"y"[..])
+    );
+    assert_eq!(
+        lgetxattr(&fx.d("new/dir"), "trusted.overlay.opaque").as_deref(),
+        Some(&b"y"[..])
+    );
     assert!(!fx.d("var/.wh..wh..opq").exists());
     assert_eq!(fs::read(fx.d("var/kept")).unwrap(), b"k");
 }
@@ -473,7 +617,11 @@ fn later_entries_replace_earlier_ones() {
     fx.unpack(&layer.finish()).unwrap();
     let md = |p: &str| fs::symlink_metadata(fx.d(p)).unwrap();
     assert!(md("a").is_dir());
-    assert_eq!(md("a").mode() & 0o7777, 0o750, "a directory over a directory merges and takes the new mode");
+    assert_eq!(
+        md("a").mode() & 0o7777,
+        0o750,
+        "a directory over a directory merges and takes the new mode"
+    );
     assert_eq!(fs::read(fx.d("a/in")).unwrap(), b"1");
     assert_eq!(fs::read(fx.d("b")).unwrap(), b"now a file");
     assert_eq!(fs::read(fx.d("c")).unwrap(), b"new");
@@ -495,14 +643,21 @@ fn long_names_and_gnu_headers_work() {
     let mut h = Header::new_gnu();
     h.set_entry_type(EntryType::Symlink);
     h.set_size(0);
-    b.append_link(&mut h, format!("{long_dir}/link"), "f".repeat(150)).unwrap();
+    b.append_link(&mut h, format!("{long_dir}/link"), "f".repeat(150))
+        .unwrap();
     let mut l = Layer::new();
-    l.add(E::file(&format!("{long_dir}/pax-{}", "p".repeat(140)), b"pax"));
+    l.add(E::file(
+        &format!("{long_dir}/pax-{}", "p".repeat(140)),
+        b"pax",
+    ));
     let mut tar = b.into_inner().unwrap();
     tar.truncate(tar.len() - 1024);
     tar.extend(l.finish());
     fx.unpack(&tar).unwrap();
     assert_eq!(fs::read(fx.d(&long)).unwrap(), b"abc");
     assert_eq!(fs::read(fx.d(&format!("{long_dir}/link"))).unwrap(), b"abc");
-    assert_eq!(fs::read(fx.d(&format!("{long_dir}/pax-{}", "p".repeat(140)))).unwrap(), b"pax");
+    assert_eq!(
+        fs::read(fx.d(&format!("{long_dir}/pax-{}", "p".repeat(140)))).unwrap(),
+        b"pax"
+    );
 }

@@ -49,7 +49,9 @@ impl CgroupError {
         let hint = match source.raw_os_error() {
             Some(libc::EACCES) | Some(libc::EPERM) => ": managing cgroups needs root",
             Some(libc::EROFS) => ": the cgroup filesystem is read-only here (inside a container?)",
-            Some(libc::ENOSPC) => ": the cpuset of the parent cgroup is empty; set cpuset.cpus and cpuset.mems there",
+            Some(libc::ENOSPC) => {
+                ": the cpuset of the parent cgroup is empty; set cpuset.cpus and cpuset.mems there"
+            }
             _ => "",
         };
         CgroupError::Io {
@@ -187,10 +189,17 @@ impl Cgroup {
     pub fn new(layout: &Layout, parent: &str, name: &str) -> Result<Cgroup> {
         let parent = parse_parent(parent)?;
         if name.is_empty() || name.contains('/') || name == "." || name == ".." {
-            return Err(CgroupError::InvalidParent(format!("{}/{name}", parent.display())));
+            return Err(CgroupError::InvalidParent(format!(
+                "{}/{name}",
+                parent.display()
+            )));
         }
         let rel = parent.join(name);
-        let dirs = layout.hierarchies.iter().map(|h| h.mount.join(&rel)).collect();
+        let dirs = layout
+            .hierarchies
+            .iter()
+            .map(|h| h.mount.join(&rel))
+            .collect();
         Ok(Cgroup {
             version: layout.version,
             rel,
@@ -414,7 +423,10 @@ mod tests {
     fn names_the_leaf_in_every_hierarchy() {
         let l = parse_layout(HYBRID);
         let cg = Cgroup::new(&l, "/berth", "abc").unwrap();
-        assert_eq!(cg.dirs()[1], PathBuf::from("/sys/fs/cgroup/memory/berth/abc"));
+        assert_eq!(
+            cg.dirs()[1],
+            PathBuf::from("/sys/fs/cgroup/memory/berth/abc")
+        );
         assert!(Cgroup::new(&l, "/berth", "../x").is_err());
     }
 }

@@ -8,11 +8,15 @@ pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/u
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("no command specified: the image has no Entrypoint or Cmd; give one after the image name")]
+    #[error(
+        "no command specified: the image has no Entrypoint or Cmd; give one after the image name"
+    )]
     NoCommand,
     #[error("the working directory {0:?} is invalid: it needs to be an absolute path")]
     RelativeWorkdir(String),
-    #[error("invalid environment variable {0:?}: use KEY=VALUE with a non-empty KEY and no NUL byte")]
+    #[error(
+        "invalid environment variable {0:?}: use KEY=VALUE with a non-empty KEY and no NUL byte"
+    )]
     InvalidEnv(String),
     #[error("invalid hostname {0:?}: use at most 64 letters, digits, `-` and `.`")]
     InvalidHostname(String),
@@ -325,8 +329,8 @@ mod tests {
         o.env = vec!["A=2".into(), "B".into(), "C".into()];
         o.workdir = Some("/tmp".into());
         o.hostname = Some("box".into());
-        let c = ContainerConfig::resolve(&image(), &o, ID, |k| (k == "B").then(|| "h".into()))
-            .unwrap();
+        let c =
+            ContainerConfig::resolve(&image(), &o, ID, |k| (k == "B").then(|| "h".into())).unwrap();
         assert_eq!(c.argv(), ["echo", "hi"]);
         assert_eq!(c.env, ["HOSTNAME=box", "PATH=/bin", "A=2", "B=h"]);
         assert_eq!(c.working_dir, "/tmp");
@@ -364,8 +368,18 @@ mod tests {
         assert_eq!(ok("nobody:nogroup").user, IdOrName::Name("nobody".into()));
         assert_eq!(ok("www-data").user, IdOrName::Name("www-data".into()));
         for bad in [
-            "", ":", "1000:", ":1", "-1", "+5", "4294967295", "99999999999", "a b", "1:2:3",
-            "../x", "-x",
+            "",
+            ":",
+            "1000:",
+            ":1",
+            "-1",
+            "+5",
+            "4294967295",
+            "99999999999",
+            "a b",
+            "1:2:3",
+            "../x",
+            "-x",
         ] {
             assert!(UserSpec::parse(bad).is_err(), "{bad:?}");
         }

@@ -127,8 +127,7 @@ pub struct RuntimeState {
 impl RuntimeState {
     /// The state as it really is: `running` whose monitor is gone reads as `dead`.
     pub fn effective_status(&self) -> Status {
-        if self.status == Status::Running && !process_alive(self.monitor_pid, self.monitor_start)
-        {
+        if self.status == Status::Running && !process_alive(self.monitor_pid, self.monitor_start) {
             Status::Dead
         } else {
             self.status

@@ -91,7 +91,12 @@ pub fn mount(
     Ok(())
 }
 
-fn open2(dir: BorrowedFd<'_>, path: &str, flags: OFlags, resolve: ResolveFlags) -> io::Result<OwnedFd> {
+fn open2(
+    dir: BorrowedFd<'_>,
+    path: &str,
+    flags: OFlags,
+    resolve: ResolveFlags,
+) -> io::Result<OwnedFd> {
     let path = path.trim_start_matches('/');
     let path = if path.is_empty() { "." } else { path };
     rustix::fs::openat2(
@@ -112,7 +117,10 @@ pub fn ensure_dir(root: BorrowedFd<'_>, rel: &str) -> io::Result<OwnedFd> {
     let mut cur = open2(root, ".", flags, resolve)?;
     for comp in rel.split('/').filter(|c| !c.is_empty() && *c != ".") {
         if comp == ".." {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "`..` in a mount target"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "`..` in a mount target",
+            ));
         }
         cur = match open2(cur.as_fd(), comp, flags, resolve) {
             Ok(fd) => fd,
@@ -159,7 +167,8 @@ pub fn ensure_file(root: BorrowedFd<'_>, rel: &str) -> io::Result<OwnedFd> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => ensure_dir(root, parent)?,
         Err(e) => return Err(e),
     };
-    let create = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let create =
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let mode = Mode::from_raw_mode(0o644);
     match rustix::fs::openat(&dir, name, create, mode) {
         Ok(_) => {}
@@ -170,7 +179,12 @@ pub fn ensure_file(root: BorrowedFd<'_>, rel: &str) -> io::Result<OwnedFd> {
         }
         Err(e) => return Err(e.into()),
     }
-    open2(dir.as_fd(), name, OFlags::PATH | OFlags::NOFOLLOW, ResolveFlags::BENEATH)
+    open2(
+        dir.as_fd(),
+        name,
+        OFlags::PATH | OFlags::NOFOLLOW,
+        ResolveFlags::BENEATH,
+    )
 }
 
 /// An error that names the mount target.
@@ -187,14 +201,26 @@ fn mount_fs(
     data: Option<&str>,
 ) -> Result<(), String> {
     let fd = ensure_dir(root, target).map_err(|e| at(target, "prepare the mount point", e))?;
-    mount(Some(fstype), &fd_path(fd.as_fd()), Some(fstype), flags, data)
-        .map_err(|e| at(target, &format!("mount {fstype}"), e))
+    mount(
+        Some(fstype),
+        &fd_path(fd.as_fd()),
+        Some(fstype),
+        flags,
+        data,
+    )
+    .map_err(|e| at(target, &format!("mount {fstype}"), e))
 }
 
 /// Makes every mount of the container inside the root at `root` (the mounted overlay).
 pub fn setup(root: BorrowedFd<'_>, plan: &MountPlan<'_>) -> Result<(), String> {
     mount_fs(root, "/proc", "proc", NOSUID | NODEV | NOEXEC, None)?;
-    mount_fs(root, "/sys", "sysfs", libc::MS_RDONLY | NOSUID | NODEV | NOEXEC, None)?;
+    mount_fs(
+        root,
+        "/sys",
+        "sysfs",
+        libc::MS_RDONLY | NOSUID | NODEV | NOEXEC,
+        None,
+    )?;
     if let Some(layout) = plan.cgroups {
         mount_cgroups(root, layout)?;
     }
@@ -202,11 +228,18 @@ pub fn setup(root: BorrowedFd<'_>, plan: &MountPlan<'_>) -> Result<(), String> {
     for file in plan.files {
         let fd = ensure_file(root, &file.target)
             .map_err(|e| at(&file.target, "prepare the bind mount", e))?;
-        let source = file.source.to_str().ok_or_else(|| {
-            format!("cannot bind-mount {}: not UTF-8", file.source.display())
-        })?;
-        mount(Some(source), &fd_path(fd.as_fd()), None, libc::MS_BIND, None)
-            .map_err(|e| at(&file.target, "bind-mount the runtime's file", e))?;
+        let source = file
+            .source
+            .to_str()
+            .ok_or_else(|| format!("cannot bind-mount {}: not UTF-8", file.source.display()))?;
+        mount(
+            Some(source),
+            &fd_path(fd.as_fd()),
+            None,
+            libc::MS_BIND,
+            None,
+        )
+        .map_err(|e| at(&file.target, "bind-mount the runtime's file", e))?;
     }
     Ok(())
 }
@@ -220,7 +253,13 @@ fn mount_cgroups(root: BorrowedFd<'_>, layout: &Layout) -> Result<(), String> {
     if layout.version == Version::V2 {
         return mount_fs(root, target, "cgroup2", ro, None);
     }
-    mount_fs(root, target, "tmpfs", NOSUID | NODEV | NOEXEC, Some("mode=755"))?;
+    mount_fs(
+        root,
+        target,
+        "tmpfs",
+        NOSUID | NODEV | NOEXEC,
+        Some("mode=755"),
+    )?;
     let base = ensure_dir(root, target).map_err(|e| at(target, "open", e))?;
     for h in &layout.hierarchies {
         let Some(name) = h.mount.file_name().and_then(|n| n.to_str()) else {
@@ -228,8 +267,14 @@ fn mount_cgroups(root: BorrowedFd<'_>, layout: &Layout) -> Result<(), String> {
         };
         let path = format!("{target}/{name}");
         let fd = ensure_dir(base.as_fd(), name).map_err(|e| at(&path, "prepare", e))?;
-        mount(Some("cgroup"), &fd_path(fd.as_fd()), Some("cgroup"), ro, Some(&h.options))
-            .map_err(|e| at(&path, "mount cgroup", e))?;
+        mount(
+            Some("cgroup"),
+            &fd_path(fd.as_fd()),
+            Some("cgroup"),
+            ro,
+            Some(&h.options),
+        )
+        .map_err(|e| at(&path, "mount cgroup", e))?;
     }
     if let Some(name) = layout
         .unified
@@ -239,8 +284,14 @@ fn mount_cgroups(root: BorrowedFd<'_>, layout: &Layout) -> Result<(), String> {
     {
         let path = format!("{target}/{name}");
         let fd = ensure_dir(base.as_fd(), name).map_err(|e| at(&path, "prepare", e))?;
-        mount(Some("cgroup2"), &fd_path(fd.as_fd()), Some("cgroup2"), ro, None)
-            .map_err(|e| at(&path, "mount cgroup2", e))?;
+        mount(
+            Some("cgroup2"),
+            &fd_path(fd.as_fd()),
+            Some("cgroup2"),
+            ro,
+            None,
+        )
+        .map_err(|e| at(&path, "mount cgroup2", e))?;
     }
     let flags = libc::MS_REMOUNT | ro;
     mount(None, &fd_path(base.as_fd()), None, flags, Some("mode=755"))
@@ -255,8 +306,14 @@ fn mount_dev(root: BorrowedFd<'_>) -> Result<(), String> {
     let dev = ensure_dir(root, "/dev").map_err(|e| at("/dev", "open", e))?;
     for &(name, major, minor) in DEVICES {
         let mode = Mode::from_raw_mode(0o666);
-        rustix::fs::mknodat(&dev, name, FileType::CharacterDevice, mode, rustix::fs::makedev(major, minor))
-            .map_err(|e| at(&format!("/dev/{name}"), "create the device node", e.into()))?;
+        rustix::fs::mknodat(
+            &dev,
+            name,
+            FileType::CharacterDevice,
+            mode,
+            rustix::fs::makedev(major, minor),
+        )
+        .map_err(|e| at(&format!("/dev/{name}"), "create the device node", e.into()))?;
         // mknod applies the umask; set the mode explicitly.
         rustix::fs::chmodat(&dev, name, mode, rustix::fs::AtFlags::empty())
             .map_err(|e| at(&format!("/dev/{name}"), "set the mode", e.into()))?;

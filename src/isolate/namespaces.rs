@@ -13,7 +13,8 @@ use std::path::Path;
 /// the namespace's root is that cgroup and `/proc/self/cgroup` reads `/` inside (a cgroup
 /// namespace made at clone time would be rooted at the runtime's own cgroup).
 pub fn clone_flags(new_netns: bool) -> libc::c_int {
-    let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWPID;
+    let mut flags =
+        libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWPID;
     if new_netns {
         flags |= libc::CLONE_NEWNET;
     }

@@ -65,7 +65,8 @@ fn open_no_symlinks(root: BorrowedFd<'_>, path: &str) -> io::Result<OwnedFd> {
 /// container process that could swap it for a symlink to a procfs file would have that file
 /// bound read-write over the masked paths (CVE-2025-31133). The bind mounts then use this fd.
 fn verified_dev_null(root: BorrowedFd<'_>) -> Result<OwnedFd, String> {
-    let fd = open_no_symlinks(root, "/dev/null").map_err(|e| format!("cannot open /dev/null: {e}"))?;
+    let fd =
+        open_no_symlinks(root, "/dev/null").map_err(|e| format!("cannot open /dev/null: {e}"))?;
     let st = rustix::fs::fstat(&fd).map_err(|e| format!("cannot inspect /dev/null: {e}"))?;
     let is_null = FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice
         && rustix::fs::major(st.st_rdev) == 1
@@ -90,9 +91,21 @@ pub fn protect_paths(root: BorrowedFd<'_>) -> Result<(), String> {
         let target = fd_path(fd.as_fd());
         let result = if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
             let flags = libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
-            mount(Some("tmpfs"), &target, Some("tmpfs"), flags, Some("size=0,mode=555"))
+            mount(
+                Some("tmpfs"),
+                &target,
+                Some("tmpfs"),
+                flags,
+                Some("size=0,mode=555"),
+            )
         } else {
-            mount(Some(&fd_path(null.as_fd())), &target, None, libc::MS_BIND, None)
+            mount(
+                Some(&fd_path(null.as_fd())),
+                &target,
+                None,
+                libc::MS_BIND,
+                None,
+            )
         };
         result.map_err(|e| format!("cannot mask {path}: {e}"))?;
     }
@@ -103,8 +116,14 @@ pub fn protect_paths(root: BorrowedFd<'_>) -> Result<(), String> {
             Err(e) => return Err(format!("cannot open {path} to make it read-only: {e}")),
         };
         let target = fd_path(fd.as_fd());
-        mount(Some(&target), &target, None, libc::MS_BIND | libc::MS_REC, None)
-            .map_err(|e| format!("cannot bind {path} onto itself: {e}"))?;
+        mount(
+            Some(&target),
+            &target,
+            None,
+            libc::MS_BIND | libc::MS_REC,
+            None,
+        )
+        .map_err(|e| format!("cannot bind {path} onto itself: {e}"))?;
         drop(fd);
         // Re-open: the path now leads to the new bind mount, which is what gets remounted.
         let fd = open_no_symlinks(root, path).map_err(|e| format!("cannot reopen {path}: {e}"))?;

@@ -75,7 +75,11 @@ fn parse_group(text: &str) -> Vec<GroupEntry> {
             Some(GroupEntry {
                 name: f[0].to_string(),
                 gid: f[2].parse().ok()?,
-                members: f[3].split(',').filter(|m| !m.is_empty()).map(String::from).collect(),
+                members: f[3]
+                    .split(',')
+                    .filter(|m| !m.is_empty())
+                    .map(String::from)
+                    .collect(),
             })
         })
         .collect()
@@ -96,17 +100,21 @@ pub fn resolve(spec: &str) -> Result<ExecUser, String> {
     resolve_in(&spec, &passwd, &groups)
 }
 
-fn resolve_in(spec: &UserSpec, passwd: &[PasswdEntry], groups: &[GroupEntry]) -> Result<ExecUser, String> {
-    let entry = match &spec.user {
-        IdOrName::Id(uid) => passwd.iter().find(|p| p.uid == *uid),
-        IdOrName::Name(name) => Some(passwd.iter().find(|p| &p.name == name).ok_or_else(|| {
-            format!("unable to find user {name}: no matching entries in the container's /etc/passwd")
-        })?),
-    };
-    let uid = match (&spec.user, entry) {
-        (IdOrName::Id(uid), _) => *uid,
-        (_, Some(p)) => p.uid,
-        (IdOrName::Name(_), None) => unreachable!("a name without an entry was refused above"),
+fn resolve_in(
+    spec: &UserSpec,
+    passwd: &[PasswdEntry],
+    groups: &[GroupEntry],
+) -> Result<ExecUser, String> {
+    let (uid, entry) = match &spec.user {
+        IdOrName::Id(uid) => (*uid, passwd.iter().find(|p| p.uid == *uid)),
+        IdOrName::Name(name) => {
+            let p = passwd.iter().find(|p| &p.name == name).ok_or_else(|| {
+                format!(
+                    "unable to find user {name}: no matching entries in the container's /etc/passwd"
+                )
+            })?;
+            (p.uid, Some(p))
+        }
     };
     let gid = match &spec.group {
         Some(IdOrName::Id(gid)) => *gid,
@@ -149,7 +157,9 @@ pub fn limit_bounding_and_ambient(keep: u64) -> Result<(), String> {
             if e.raw_os_error() == Some(libc::EINVAL) {
                 break; // past the kernel's last capability
             }
-            return Err(format!("cannot drop capability {cap} from the bounding set: {e}"));
+            return Err(format!(
+                "cannot drop capability {cap} from the bounding set: {e}"
+            ));
         }
     }
     rustix::thread::clear_ambient_capability_set()
@@ -159,17 +169,27 @@ pub fn limit_bounding_and_ambient(keep: u64) -> Result<(), String> {
 /// Switches to `user` (supplementary groups, gid, uid) and sets the final capabilities:
 /// `caps` effective and permitted for root, nothing for others; inheritable always empty.
 pub fn switch_user(user: &ExecUser, caps: u64) -> Result<(), String> {
-    let groups: Vec<rustix::process::Gid> = user
-        .groups
-        .iter()
-        .map(|g| rustix::process::Gid::from_raw(*g))
-        .collect();
+    // (uid_t)-1 / (gid_t)-1 mean "leave unchanged" to the set*id calls: never pass them.
+    let invalid = |what: &str, id: u32| format!("invalid {what} {id}: (uid_t)-1 is reserved");
+    if user.uid == u32::MAX {
+        return Err(invalid("uid", user.uid));
+    }
+    if let Some(g) = std::iter::once(&user.gid)
+        .chain(&user.groups)
+        .find(|g| **g == u32::MAX)
+    {
+        return Err(invalid("gid", *g));
+    }
+    // SAFETY: from_raw requires an id other than -1, checked above.
+    let gid_of = |g: u32| unsafe { rustix::process::Gid::from_raw(g) };
+    let groups: Vec<rustix::process::Gid> = user.groups.iter().map(|g| gid_of(*g)).collect();
     rustix::thread::set_thread_groups(&groups)
         .map_err(|e| format!("cannot set the supplementary groups {:?}: {e}", user.groups))?;
-    let gid = rustix::process::Gid::from_raw(user.gid);
+    let gid = gid_of(user.gid);
     rustix::thread::set_thread_res_gid(gid, gid, gid)
         .map_err(|e| format!("cannot switch to gid {}: {e}", user.gid))?;
-    let uid = rustix::process::Uid::from_raw(user.uid);
+    // SAFETY: from_raw requires a uid other than -1, checked above.
+    let uid = unsafe { rustix::process::Uid::from_raw(user.uid) };
     rustix::thread::set_thread_res_uid(uid, uid, uid)
         .map_err(|e| format!("cannot switch to uid {}: {e}", user.uid))?;
     let set = if user.uid == 0 { caps } else { 0 };
@@ -179,7 +199,8 @@ pub fn switch_user(user: &ExecUser, caps: u64) -> Result<(), String> {
         permitted: flags,
         inheritable: CapabilityFlags::empty(),
     };
-    rustix::thread::set_capabilities(None, sets).map_err(|e| format!("cannot set the capabilities: {e}"))
+    rustix::thread::set_capabilities(None, sets)
+        .map_err(|e| format!("cannot set the capabilities: {e}"))
 }
 
 #[cfg(test)]
@@ -198,12 +219,37 @@ mod tests {
     fn resolves_names_and_numbers() {
         assert_eq!(
             r("www-data").unwrap(),
-            ExecUser { uid: 33, gid: 33, groups: vec![4], home: "/var/www".into() }
+            ExecUser {
+                uid: 33,
+                gid: 33,
+                groups: vec![4],
+                home: "/var/www".into()
+            }
         );
-        assert_eq!(r("1234").unwrap(), ExecUser { uid: 1234, gid: 0, groups: vec![], home: "/".into() });
+        assert_eq!(
+            r("1234").unwrap(),
+            ExecUser {
+                uid: 1234,
+                gid: 0,
+                groups: vec![],
+                home: "/".into()
+            }
+        );
         assert_eq!(r("0:adm").unwrap().gid, 4);
-        assert_eq!(r("33:7").unwrap(), ExecUser { uid: 33, gid: 7, groups: vec![], home: "/var/www".into() });
-        assert!(r("nobody").unwrap_err().contains("unable to find user nobody"));
-        assert!(r("0:nogroup").unwrap_err().contains("unable to find group nogroup"));
+        assert_eq!(
+            r("33:7").unwrap(),
+            ExecUser {
+                uid: 33,
+                gid: 7,
+                groups: vec![],
+                home: "/var/www".into()
+            }
+        );
+        assert!(r("nobody")
+            .unwrap_err()
+            .contains("unable to find user nobody"));
+        assert!(r("0:nogroup")
+            .unwrap_err()
+            .contains("unable to find group nogroup"));
     }
 }

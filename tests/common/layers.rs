@@ -43,22 +43,43 @@ impl E {
         }
     }
     pub fn file(path: &str, data: &[u8]) -> E {
-        E { data: data.to_vec(), ..E::new(EntryType::Regular, path) }
+        E {
+            data: data.to_vec(),
+            ..E::new(EntryType::Regular, path)
+        }
     }
     pub fn dir(path: &str) -> E {
-        E { mode: 0o755, ..E::new(EntryType::Directory, path) }
+        E {
+            mode: 0o755,
+            ..E::new(EntryType::Directory, path)
+        }
     }
     pub fn symlink(path: &str, target: &str) -> E {
-        E { link: target.as_bytes().to_vec(), mode: 0o777, ..E::new(EntryType::Symlink, path) }
+        E {
+            link: target.as_bytes().to_vec(),
+            mode: 0o777,
+            ..E::new(EntryType::Symlink, path)
+        }
     }
     pub fn hardlink(path: &str, target: &str) -> E {
-        E { link: target.as_bytes().to_vec(), ..E::new(EntryType::Link, path) }
+        E {
+            link: target.as_bytes().to_vec(),
+            ..E::new(EntryType::Link, path)
+        }
     }
     pub fn char_dev(path: &str, major: u32, minor: u32) -> E {
-        E { dev: (major, minor), mode: 0o666, ..E::new(EntryType::Char, path) }
+        E {
+            dev: (major, minor),
+            mode: 0o666,
+            ..E::new(EntryType::Char, path)
+        }
     }
     pub fn block_dev(path: &str, major: u32, minor: u32) -> E {
-        E { dev: (major, minor), mode: 0o660, ..E::new(EntryType::Block, path) }
+        E {
+            dev: (major, minor),
+            mode: 0o660,
+            ..E::new(EntryType::Block, path)
+        }
     }
     pub fn fifo(path: &str) -> E {
         E::new(EntryType::Fifo, path)
@@ -77,7 +98,8 @@ impl E {
         self
     }
     pub fn xattr(mut self, name: &str, value: &[u8]) -> E {
-        self.pax.push((format!("SCHILY.xattr.{name}"), value.to_vec()));
+        self.pax
+            .push((format!("SCHILY.xattr.{name}"), value.to_vec()));
         self
     }
     pub fn pax(mut self, key: &str, value: &[u8]) -> E {
@@ -119,7 +141,9 @@ impl Default for Layer {
 
 impl Layer {
     pub fn new() -> Layer {
-        Layer { b: tar::Builder::new(Vec::new()) }
+        Layer {
+            b: tar::Builder::new(Vec::new()),
+        }
     }
 
     pub fn with(entries: impl IntoIterator<Item = E>) -> Layer {
@@ -146,7 +170,9 @@ impl Layer {
             h.set_size(records.len() as u64);
             h.set_mode(0o644);
             h.set_cksum();
-            self.b.append(&h, records.as_slice()).expect("append pax header");
+            self.b
+                .append(&h, records.as_slice())
+                .expect("append pax header");
         }
         let mut h = Header::new_ustar();
         {

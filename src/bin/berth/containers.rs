@@ -217,7 +217,12 @@ pub fn ps(g: &GlobalOptions, a: &PsArgs) -> Result<i32> {
         return Ok(0);
     }
     let mut rows = vec![[
-        "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES",
+        "CONTAINER ID",
+        "IMAGE",
+        "COMMAND",
+        "CREATED",
+        "STATUS",
+        "NAMES",
     ]
     .map(String::from)];
     for info in &list {
@@ -227,7 +232,11 @@ pub fn ps(g: &GlobalOptions, a: &PsArgs) -> Result<i32> {
             command = command.chars().take(19).collect::<String>() + "…";
         }
         rows.push([
-            if a.no_trunc { r.id.clone() } else { r.id[..12].to_string() },
+            if a.no_trunc {
+                r.id.clone()
+            } else {
+                r.id[..12].to_string()
+            },
             r.config.image.clone(),
             format!("{command:?}"),
             ago(&r.created),
@@ -294,7 +303,9 @@ fn duration_since(rfc3339: &str) -> String {
     let Ok(t) = chrono::DateTime::parse_from_rfc3339(rfc3339) else {
         return "?".into();
     };
-    let secs = (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_seconds().max(0);
+    let secs = (chrono::Utc::now() - t.with_timezone(&chrono::Utc))
+        .num_seconds()
+        .max(0);
     match secs {
         0 => "Less than a second".into(),
         1 => "1 second".into(),

@@ -23,6 +23,7 @@
 //! Whiteouts are converted to overlayfs form ([`whiteout`]).
 
 mod entries;
+mod pipe;
 mod safe_path;
 mod tar;
 mod whiteout;
@@ -47,7 +48,9 @@ pub struct UnpackOutcome {
 pub enum UnpackError {
     #[error("cannot open layer directory {}: {source}", dest.display())]
     Dest { dest: PathBuf, source: io::Error },
-    #[error("this kernel has no openat2 (linux 5.6 or later is needed to unpack layers safely): {0}")]
+    #[error(
+        "this kernel has no openat2 (linux 5.6 or later is needed to unpack layers safely): {0}"
+    )]
     NoOpenat2(io::Error),
     #[error("cannot read the layer stream at offset {offset}: {source} (is the blob corrupt? fetch it again)")]
     Read { offset: u64, source: io::Error },
@@ -62,7 +65,11 @@ pub enum UnpackError {
     #[error("layer entry {path:?} holds {size} bytes but the layer's filesystem has only {free} bytes free; free some space and retry")]
     NoSpace { path: String, size: u64, free: u64 },
     #[error("layer entry {path:?}: cannot {op}: {source}")]
-    Fs { path: String, op: String, source: io::Error },
+    Fs {
+        path: String,
+        op: String,
+        source: io::Error,
+    },
 }
 
 /// Buffer between the raw blob and the decompressor.
@@ -83,7 +90,11 @@ fn detect(magic: &[u8]) -> Result<Compression, UnpackError> {
         Compression::Zstd
     } else if magic.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
         return Err(UnpackError::UnsupportedCompression("xz"));
-    } else if magic.len() == 6 && magic.starts_with(b"BZh") && (b'1'..=b'9').contains(&magic[3]) && magic[4..] == [0x31, 0x41] {
+    } else if magic.len() == 6
+        && magic.starts_with(b"BZh")
+        && (b'1'..=b'9').contains(&magic[3])
+        && magic[4..] == [0x31, 0x41]
+    {
         return Err(UnpackError::UnsupportedCompression("bzip2"));
     } else {
         Compression::None
@@ -97,23 +108,32 @@ pub fn unpack_layer<R: Read>(input: R, dest: &Path) -> Result<UnpackOutcome, Unp
     let mut unpacker = entries::Unpacker::new(dest)?;
     let mut raw = HashingReader::new(input);
     let mut magic = [0u8; 6];
-    let n = read_up_to(&mut raw, &mut magic).map_err(|source| UnpackError::Read { offset: 0, source })?;
+    let n = read_up_to(&mut raw, &mut magic)
+        .map_err(|source| UnpackError::Read { offset: 0, source })?;
     let head = &magic[..n];
     let compression = detect(head)?;
     let diff_id = match compression {
         Compression::None => {
             // The tar stream is the blob: one hash serves both digests.
-            unpacker.run(tar::TarReader::new(head.chain(&mut raw)))?;
+            pipe::run(head.chain(&mut raw), false, |r| {
+                unpacker.run(tar::TarReader::new(r))
+            })?;
             None
         }
         Compression::Gzip => {
             // Multi-member: eStargz and pigz-style layers are many gzip members back to back.
-            let dec = flate2::bufread::MultiGzDecoder::new(BufReader::with_capacity(RAW_BUF, head.chain(&mut raw)));
+            let dec = flate2::bufread::MultiGzDecoder::new(BufReader::with_capacity(
+                RAW_BUF,
+                head.chain(&mut raw),
+            ));
             Some(unpack_decompressed(&mut unpacker, dec)?)
         }
         Compression::Zstd => {
-            let dec = zstd::stream::read::Decoder::with_buffer(BufReader::with_capacity(RAW_BUF, head.chain(&mut raw)))
-                .map_err(|source| UnpackError::Read { offset: 0, source })?;
+            let dec = zstd::stream::read::Decoder::with_buffer(BufReader::with_capacity(
+                RAW_BUF,
+                head.chain(&mut raw),
+            ))
+            .map_err(|source| UnpackError::Read { offset: 0, source })?;
             Some(unpack_decompressed(&mut unpacker, dec)?)
         }
     };
@@ -123,17 +143,25 @@ pub fn unpack_layer<R: Read>(input: R, dest: &Path) -> Result<UnpackOutcome, Unp
     let (blob_digest, blob_size, _) = raw.finish();
     let size = unpacker.finish()?;
     let diff_id = diff_id.unwrap_or_else(|| blob_digest.clone());
-    Ok(UnpackOutcome { blob_digest, blob_size, diff_id, size })
+    Ok(UnpackOutcome {
+        blob_digest,
+        blob_size,
+        diff_id,
+        size,
+    })
 }
 
-/// Applies the tar inside `dec`, drains it (so the diff id covers the end-of-archive padding)
-/// and returns the diff id.
-fn unpack_decompressed<D: Read>(unpacker: &mut entries::Unpacker, dec: D) -> Result<Digest, UnpackError> {
-    let mut tar_stream = HashingReader::new(dec);
-    unpacker.run(tar::TarReader::new(&mut tar_stream))?;
-    let end = tar_stream.count();
-    tar_stream.drain().map_err(|e| tar::read_error(end, e))?;
-    Ok(tar_stream.finish().0)
+/// Applies the tar inside `dec` and returns its digest (the diff id). The pipeline reads `dec`
+/// to its end, so the digest covers the end-of-archive padding too.
+fn unpack_decompressed<D: Read>(
+    unpacker: &mut entries::Unpacker,
+    dec: D,
+) -> Result<Digest, UnpackError> {
+    let ((), digest) = pipe::run(dec, true, |r| unpacker.run(tar::TarReader::new(r)))?;
+    digest.ok_or_else(|| UnpackError::Read {
+        offset: 0,
+        source: io::Error::other("the tar stream was not hashed"),
+    })
 }
 
 /// Reads until `buf` is full or the stream ends; returns the bytes read.
@@ -157,10 +185,16 @@ mod tests {
     #[test]
     fn detects_compression_from_magic() {
         assert_eq!(detect(&[0x1f, 0x8b, 8, 0]).unwrap(), Compression::Gzip);
-        assert_eq!(detect(&[0x28, 0xb5, 0x2f, 0xfd, 0]).unwrap(), Compression::Zstd);
+        assert_eq!(
+            detect(&[0x28, 0xb5, 0x2f, 0xfd, 0]).unwrap(),
+            Compression::Zstd
+        );
         assert_eq!(detect(b"etc/\0\0").unwrap(), Compression::None);
         assert_eq!(detect(b"").unwrap(), Compression::None);
-        assert!(matches!(detect(&[0xfd, b'7', b'z', b'X', b'Z', 0]), Err(UnpackError::UnsupportedCompression("xz"))));
+        assert!(matches!(
+            detect(&[0xfd, b'7', b'z', b'X', b'Z', 0]),
+            Err(UnpackError::UnsupportedCompression("xz"))
+        ));
     }
 
     #[test]

@@ -71,7 +71,12 @@ impl Resolver {
     /// Opens the layer root. The caller chose `dest`; symlinks in it are the caller's business.
     pub fn open(dest: &Path) -> io::Result<Self> {
         let root = rfs::open(dest, DIR_FLAGS, Mode::empty())?;
-        Ok(Resolver { root, key: Vec::with_capacity(256), cached: None, dirty: false })
+        Ok(Resolver {
+            root,
+            key: Vec::with_capacity(256),
+            cached: None,
+            dirty: false,
+        })
     }
 
     pub fn root(&self) -> BorrowedFd<'_> {
@@ -136,7 +141,10 @@ impl Resolver {
         let mut creating = false;
         let mut start = 0;
         while start < dir.len() {
-            let end = dir[start..].iter().position(|&c| c == b'/').map_or(dir.len(), |n| start + n);
+            let end = dir[start..]
+                .iter()
+                .position(|&c| c == b'/')
+                .map_or(dir.len(), |n| start + n);
             let comp = &dir[start..end];
             start = end + 1;
             if !creating {
@@ -165,7 +173,12 @@ impl Resolver {
                 Err(e) => return Err(e.into()),
             }
             // mkdirat honours the umask; docker's layers get 0755 regardless of it.
-            rfs::chmodat(parent, comp, Mode::from_raw_mode(0o755), rfs::AtFlags::empty())?;
+            rfs::chmodat(
+                parent,
+                comp,
+                Mode::from_raw_mode(0o755),
+                rfs::AtFlags::empty(),
+            )?;
             let next = rfs::openat(parent, comp, DIR_FLAGS | OFlags::NOFOLLOW, Mode::empty())?;
             fd = Some(next);
         }

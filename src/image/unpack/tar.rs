@@ -17,14 +17,12 @@
 //! Buffers are reused from entry to entry: reading a header allocates nothing once warm.
 
 use super::UnpackError;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, Read};
 use std::ops::Range;
 
 pub(super) const BLOCK: usize = 512;
 /// Largest PAX extended header or GNU long name/link record accepted.
 pub(super) const MAX_META: u64 = 1 << 20;
-/// Read buffer in front of the (decompressed) tar stream.
-const READ_BUF: usize = 256 * 1024;
 
 /// The entry types a layer may contain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,7 +85,9 @@ impl Header {
 
     /// Extended attributes from `SCHILY.xattr.NAME=VALUE` PAX records, in archive order.
     pub fn xattrs(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
-        self.xattrs.iter().map(|(n, v)| (&self.pax[n.clone()], &self.pax[v.clone()]))
+        self.xattrs
+            .iter()
+            .map(|(n, v)| (&self.pax[n.clone()], &self.pax[v.clone()]))
     }
 
     pub fn has_xattrs(&self) -> bool {
@@ -109,7 +109,7 @@ struct Pax {
 
 /// The byte stream with the current entry's position in it.
 pub(super) struct Source<R> {
-    inner: BufReader<R>,
+    inner: R,
     /// Bytes consumed from the tar stream so far.
     offset: u64,
     /// Data bytes of the current entry not read yet, and the padding after them.
@@ -117,40 +117,47 @@ pub(super) struct Source<R> {
     pad: u64,
 }
 
-impl<R: Read> Source<R> {
+impl<R: BufRead> Source<R> {
     /// Offset in the tar stream, for error messages.
     pub fn offset(&self) -> u64 {
         self.offset
     }
 
-    /// Reads data of the current entry; `Ok(0)` only once all of it has been read. A stream that
-    /// ends before the entry's declared size is an `UnexpectedEof` error.
-    pub fn read_data(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.remaining == 0 || buf.is_empty() {
-            return Ok(0);
+    /// The next bytes of the current entry's data, straight from the stream's buffer (no copy);
+    /// empty only once all of it has been consumed. A stream that ends before the entry's
+    /// declared size is an `UnexpectedEof` error. Call [`Source::consume_data`] afterwards.
+    pub fn data(&mut self) -> io::Result<&[u8]> {
+        if self.remaining == 0 {
+            return Ok(&[]);
         }
-        let want = buf.len().min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
-        let n = read_retry(&mut self.inner, &mut buf[..want])?;
-        if n == 0 {
+        if fill_len(&mut self.inner)? == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
-                format!("stream ends {} bytes before the end of the entry's data", self.remaining),
+                format!(
+                    "stream ends {} bytes before the end of the entry's data",
+                    self.remaining
+                ),
             ));
         }
+        let buf = self.inner.fill_buf()?;
+        let n = buf
+            .len()
+            .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        Ok(&buf[..n])
+    }
+
+    /// Marks `n` bytes returned by [`Source::data`] as used.
+    pub fn consume_data(&mut self, n: usize) {
+        self.inner.consume(n);
         self.remaining -= n as u64;
         self.offset += n as u64;
-        Ok(n)
     }
 
     /// Skips the unread data and the padding of the current entry.
     fn skip_rest(&mut self) -> io::Result<()> {
         let mut left = self.remaining + self.pad;
         while left > 0 {
-            let avail = match self.inner.fill_buf() {
-                Ok(b) => b.len(),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
+            let avail = fill_len(&mut self.inner)?;
             if avail == 0 {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
@@ -176,7 +183,10 @@ impl<R: Read> Source<R> {
                 if got == 0 {
                     return Ok(false);
                 }
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "stream ends inside a header block"));
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "stream ends inside a header block",
+                ));
             }
             got += n;
         }
@@ -185,14 +195,16 @@ impl<R: Read> Source<R> {
     }
 
     /// Reads the whole data of an extension record into `out` (replacing its contents).
-    fn read_record(&mut self, size: u64, out: &mut Vec<u8>) -> io::Result<()> {
+    fn read_record(&mut self, out: &mut Vec<u8>) -> io::Result<()> {
         out.clear();
-        // `size` is at most MAX_META, checked by the caller.
-        out.resize(size as usize, 0);
-        let mut got = 0;
-        while got < out.len() {
-            let n = self.read_data(&mut out[got..])?;
-            got += n;
+        loop {
+            let chunk = self.data()?;
+            if chunk.is_empty() {
+                break;
+            }
+            let n = chunk.len();
+            out.extend_from_slice(chunk);
+            self.consume_data(n);
         }
         self.skip_rest()
     }
@@ -200,6 +212,17 @@ impl<R: Read> Source<R> {
     fn start_data(&mut self, size: u64) {
         self.remaining = size;
         self.pad = (BLOCK as u64 - size % BLOCK as u64) % BLOCK as u64;
+    }
+}
+
+/// Length of what `fill_buf` has buffered (0 at the end of the stream), retrying interrupts.
+fn fill_len<R: BufRead>(r: &mut R) -> io::Result<usize> {
+    loop {
+        match r.fill_buf() {
+            Ok(b) => return Ok(b.len()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
     }
 }
 
@@ -223,10 +246,15 @@ pub(super) struct TarReader<R> {
     finished: bool,
 }
 
-impl<R: Read> TarReader<R> {
+impl<R: BufRead> TarReader<R> {
     pub fn new(inner: R) -> Self {
         TarReader {
-            src: Source { inner: BufReader::with_capacity(READ_BUF, inner), offset: 0, remaining: 0, pad: 0 },
+            src: Source {
+                inner,
+                offset: 0,
+                remaining: 0,
+                pad: 0,
+            },
             hdr: Header::new(),
             block: Box::new([0; BLOCK]),
             long_name: Vec::new(),
@@ -250,7 +278,10 @@ impl<R: Read> TarReader<R> {
         loop {
             let mut global = false;
             let start = self.src.offset;
-            let got = self.src.read_block(&mut self.block).map_err(|e| read_error(start, e))?;
+            let got = self
+                .src
+                .read_block(&mut self.block)
+                .map_err(|e| read_error(start, e))?;
             if !got {
                 return Err(UnpackError::Truncated {
                     offset: start,
@@ -260,14 +291,18 @@ impl<R: Read> TarReader<R> {
             let b = &*self.block;
             if b.iter().all(|&x| x == 0) {
                 if have_pax || have_name || have_link {
-                    return Err(malformed(start, "extension header is not followed by an entry"));
+                    return Err(malformed(
+                        start,
+                        "extension header is not followed by an entry",
+                    ));
                 }
                 self.finished = true;
                 return Ok(None);
             }
             check_checksum(b).map_err(|w| malformed(start, w))?;
             let typ = b[156];
-            let size = parse_u64(&b[124..136]).map_err(|w| malformed(start, format!("size field: {w}")))?;
+            let size = parse_u64(&b[124..136])
+                .map_err(|w| malformed(start, format!("size field: {w}")))?;
             if matches!(typ, b'L' | b'K' | b'x' | b'g') {
                 if size > MAX_META {
                     return Err(malformed(
@@ -285,12 +320,18 @@ impl<R: Read> TarReader<R> {
                     _ => (&mut global, &mut self.scratch),
                 };
                 if *seen {
-                    return Err(malformed(start, "two extension headers of the same type for one entry"));
+                    return Err(malformed(
+                        start,
+                        "two extension headers of the same type for one entry",
+                    ));
                 }
                 *seen = true;
-                self.src.read_record(size, buf).map_err(|e| read_error(start, e))?;
+                self.src
+                    .read_record(buf)
+                    .map_err(|e| read_error(start, e))?;
                 if typ == b'x' {
-                    pax = parse_pax(&self.hdr.pax, &mut self.hdr.xattrs).map_err(|w| malformed(start, w))?;
+                    pax = parse_pax(&self.hdr.pax, &mut self.hdr.xattrs)
+                        .map_err(|w| malformed(start, w))?;
                 } else if typ != b'g' {
                     trim_nul(buf);
                 }
@@ -301,7 +342,14 @@ impl<R: Read> TarReader<R> {
         }
     }
 
-    fn build_header(&mut self, start: u64, size: u64, pax: &Pax, long_name: bool, long_link: bool) -> Result<(), UnpackError> {
+    fn build_header(
+        &mut self,
+        start: u64,
+        size: u64,
+        pax: &Pax,
+        long_name: bool,
+        long_link: bool,
+    ) -> Result<(), UnpackError> {
         let b = &*self.block;
         let h = &mut self.hdr;
         let field = |r: Range<usize>, what: &str| -> Result<u64, UnpackError> {
@@ -317,7 +365,11 @@ impl<R: Read> TarReader<R> {
             let posix = &b[257..263] == b"ustar\0";
             if posix {
                 // star puts atime/ctime after a 131-byte prefix and marks it with "tar\0".
-                let prefix = if &b[508..512] == b"tar\0" { &b[345..476] } else { &b[345..500] };
+                let prefix = if &b[508..512] == b"tar\0" {
+                    &b[345..476]
+                } else {
+                    &b[345..500]
+                };
                 let prefix = cstr(prefix);
                 if !prefix.is_empty() {
                     h.path.extend_from_slice(prefix);
@@ -349,7 +401,10 @@ impl<R: Read> TarReader<R> {
             b'D' => (Kind::Dir, true),
             b'S' => return Err(entry_error(&h.path, "GNU sparse files are not supported")),
             other => {
-                return Err(entry_error(&h.path, format!("unsupported entry type {:?}", other as char)));
+                return Err(entry_error(
+                    &h.path,
+                    format!("unsupported entry type {:?}", other as char),
+                ));
             }
         };
         h.kind = kind;
@@ -368,7 +423,11 @@ impl<R: Read> TarReader<R> {
         };
         h.mtime = match pax.mtime {
             Some(t) => t,
-            None => Time { sec: parse_i64(&b[136..148]).map_err(|w| malformed(start, format!("mtime field: {w}")))?, nsec: 0 },
+            None => Time {
+                sec: parse_i64(&b[136..148])
+                    .map_err(|w| malformed(start, format!("mtime field: {w}")))?,
+                nsec: 0,
+            },
         };
         h.atime = pax.atime;
         h.dev_major = 0;
@@ -376,29 +435,39 @@ impl<R: Read> TarReader<R> {
         if matches!(kind, Kind::Char | Kind::Block) {
             let major = field(329..337, "device major")?;
             let minor = field(337..345, "device minor")?;
-            h.dev_major = u32::try_from(major).map_err(|_| entry_error(&h.path, "device major number out of range"))?;
-            h.dev_minor = u32::try_from(minor).map_err(|_| entry_error(&h.path, "device minor number out of range"))?;
+            h.dev_major = u32::try_from(major)
+                .map_err(|_| entry_error(&h.path, "device major number out of range"))?;
+            h.dev_minor = u32::try_from(minor)
+                .map_err(|_| entry_error(&h.path, "device minor number out of range"))?;
         }
         Ok(())
     }
-
 }
 
 /// A read error of the layer stream; an early end is reported as truncation.
 pub(super) fn read_error(offset: u64, e: io::Error) -> UnpackError {
     if e.kind() == io::ErrorKind::UnexpectedEof {
-        UnpackError::Truncated { offset, what: e.to_string() }
+        UnpackError::Truncated {
+            offset,
+            what: e.to_string(),
+        }
     } else {
         UnpackError::Read { offset, source: e }
     }
 }
 
 fn malformed(offset: u64, what: impl Into<String>) -> UnpackError {
-    UnpackError::Malformed { offset, what: what.into() }
+    UnpackError::Malformed {
+        offset,
+        what: what.into(),
+    }
 }
 
 fn entry_error(path: &[u8], what: impl Into<String>) -> UnpackError {
-    UnpackError::Entry { path: String::from_utf8_lossy(path).into_owned(), what: what.into() }
+    UnpackError::Entry {
+        path: String::from_utf8_lossy(path).into_owned(),
+        what: what.into(),
+    }
 }
 
 /// The bytes before the first NUL.
@@ -428,7 +497,9 @@ fn check_checksum(b: &[u8; BLOCK]) -> Result<(), String> {
     if stored == unsigned || i64::try_from(stored) == Ok(signed) {
         Ok(())
     } else {
-        Err(format!("header checksum mismatch (stored {stored}, computed {unsigned}); not a tar stream?"))
+        Err(format!(
+            "header checksum mismatch (stored {stored}, computed {unsigned}); not a tar stream?"
+        ))
     }
 }
 
@@ -449,9 +520,16 @@ fn parse_i128(field: &[u8]) -> Result<i128, String> {
         if first & 0x80 != 0 {
             // Base-256, two's complement; 0xff starts a negative number.
             let negative = first == 0xff;
-            let mut v: i128 = if negative { -1 } else { i128::from(first & 0x7f) };
+            let mut v: i128 = if negative {
+                -1
+            } else {
+                i128::from(first & 0x7f)
+            };
             for &c in &field[1..] {
-                v = v.checked_mul(256).and_then(|v| v.checked_add(i128::from(c))).ok_or("base-256 value overflows")?;
+                v = v
+                    .checked_mul(256)
+                    .and_then(|v| v.checked_add(i128::from(c)))
+                    .ok_or("base-256 value overflows")?;
                 if v > i128::from(u64::MAX) || v < i128::from(i64::MIN) {
                     return Err("base-256 value out of range".into());
                 }
@@ -459,16 +537,28 @@ fn parse_i128(field: &[u8]) -> Result<i128, String> {
             return Ok(v);
         }
     }
-    let s = field.iter().position(|&c| c != b' ').map_or(&field[..0], |n| &field[n..]);
-    let end = s.iter().position(|&c| c == 0 || c == b' ').unwrap_or(s.len());
+    let s = field
+        .iter()
+        .position(|&c| c != b' ')
+        .map_or(&field[..0], |n| &field[n..]);
+    let end = s
+        .iter()
+        .position(|&c| c == 0 || c == b' ')
+        .unwrap_or(s.len());
     let (digits, rest) = s.split_at(end);
     if rest.iter().any(|&c| c != 0 && c != b' ') {
-        return Err(format!("invalid octal number {:?}", String::from_utf8_lossy(field)));
+        return Err(format!(
+            "invalid octal number {:?}",
+            String::from_utf8_lossy(field)
+        ));
     }
     let mut v: i128 = 0;
     for &c in digits {
         if !(b'0'..=b'7').contains(&c) {
-            return Err(format!("invalid octal number {:?}", String::from_utf8_lossy(field)));
+            return Err(format!(
+                "invalid octal number {:?}",
+                String::from_utf8_lossy(field)
+            ));
         }
         v = v * 8 + i128::from(c - b'0');
         if v > i128::from(u64::MAX) {
@@ -484,7 +574,10 @@ fn parse_pax(data: &[u8], xattrs: &mut Vec<(Range<usize>, Range<usize>)>) -> Res
     let mut pos = 0;
     while pos < data.len() {
         let rec = &data[pos..];
-        let sp = rec.iter().position(|&c| c == b' ').ok_or("pax record without a length")?;
+        let sp = rec
+            .iter()
+            .position(|&c| c == b' ')
+            .ok_or("pax record without a length")?;
         let len: usize = std::str::from_utf8(&rec[..sp])
             .ok()
             .and_then(|s| s.parse().ok())
@@ -493,7 +586,10 @@ fn parse_pax(data: &[u8], xattrs: &mut Vec<(Range<usize>, Range<usize>)>) -> Res
             return Err("pax record with a wrong length".into());
         }
         let kv = &rec[sp + 1..len - 1];
-        let eq = kv.iter().position(|&c| c == b'=').ok_or("pax record without '='")?;
+        let eq = kv
+            .iter()
+            .position(|&c| c == b'=')
+            .ok_or("pax record without '='")?;
         let (key, value) = (&kv[..eq], &kv[eq + 1..]);
         let vstart = pos + sp + 1 + eq + 1;
         let vrange = vstart..vstart + value.len();
@@ -510,7 +606,9 @@ fn parse_pax(data: &[u8], xattrs: &mut Vec<(Range<usize>, Range<usize>)>) -> Res
                 let nstart = pos + sp + 1 + b"SCHILY.xattr.".len();
                 xattrs.push((nstart..pos + sp + 1 + eq, vrange));
             }
-            _ if key.starts_with(b"GNU.sparse.") => return Err("GNU sparse files are not supported".into()),
+            _ if key.starts_with(b"GNU.sparse.") => {
+                return Err("GNU sparse files are not supported".into())
+            }
             _ => {}
         }
         pos += len;
@@ -527,7 +625,12 @@ fn pax_decimal(v: &[u8], what: &str) -> Result<Option<u64>, String> {
         .filter(|s| s.bytes().all(|c| c.is_ascii_digit()))
         .and_then(|s| s.parse().ok())
         .map(Some)
-        .ok_or_else(|| format!("pax {what} {:?} is not a decimal number", String::from_utf8_lossy(v)))
+        .ok_or_else(|| {
+            format!(
+                "pax {what} {:?} is not a decimal number",
+                String::from_utf8_lossy(v)
+            )
+        })
 }
 
 /// Parses a PAX time: `[-]seconds[.fraction]`.
@@ -535,7 +638,12 @@ pub(super) fn pax_time(v: &[u8]) -> Result<Option<Time>, String> {
     if v.is_empty() {
         return Ok(None);
     }
-    let bad = || format!("pax time {:?} is not a number of seconds", String::from_utf8_lossy(v));
+    let bad = || {
+        format!(
+            "pax time {:?} is not a number of seconds",
+            String::from_utf8_lossy(v)
+        )
+    };
     let (negative, body) = match v.strip_prefix(b"-") {
         Some(rest) => (true, rest),
         None => (false, v),
@@ -547,7 +655,10 @@ pub(super) fn pax_time(v: &[u8]) -> Result<Option<Time>, String> {
     if int.is_empty() || !int.iter().chain(frac).all(u8::is_ascii_digit) {
         return Err(bad());
     }
-    let sec: i64 = std::str::from_utf8(int).ok().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
+    let sec: i64 = std::str::from_utf8(int)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(bad)?;
     let mut nsec: u32 = 0;
     for i in 0..9 {
         nsec = nsec * 10 + frac.get(i).map_or(0, |c| u32::from(c - b'0'));
@@ -557,7 +668,10 @@ pub(super) fn pax_time(v: &[u8]) -> Result<Option<Time>, String> {
     } else if nsec == 0 {
         Time { sec: -sec, nsec: 0 }
     } else {
-        Time { sec: -sec - 1, nsec: 1_000_000_000 - nsec }
+        Time {
+            sec: -sec - 1,
+            nsec: 1_000_000_000 - nsec,
+        }
     }))
 }
 
@@ -580,17 +694,30 @@ mod tests {
 
     #[test]
     fn parses_pax_records_and_times() {
-        let data = b"30 mtime=1700000000.123456789\n20 path=a/very/long\n25 SCHILY.xattr.user.k=v\n";
+        let data =
+            b"30 mtime=1700000000.123456789\n20 path=a/very/long\n25 SCHILY.xattr.user.k=v\n";
         let mut xattrs = Vec::new();
         let pax = parse_pax(data, &mut xattrs).unwrap();
-        assert_eq!(pax.mtime, Some(Time { sec: 1_700_000_000, nsec: 123_456_789 }));
+        assert_eq!(
+            pax.mtime,
+            Some(Time {
+                sec: 1_700_000_000,
+                nsec: 123_456_789
+            })
+        );
         assert_eq!(&data[pax.path.unwrap()], b"a/very/long");
         assert_eq!(xattrs.len(), 1);
         assert_eq!(&data[xattrs[0].0.clone()], b"user.k");
         assert_eq!(&data[xattrs[0].1.clone()], b"v");
         assert!(parse_pax(b"99 path=x\n", &mut xattrs).is_err());
         assert!(parse_pax(b"9 pathx\n", &mut xattrs).is_err());
-        assert_eq!(pax_time(b"-1.5"), Ok(Some(Time { sec: -2, nsec: 500_000_000 })));
+        assert_eq!(
+            pax_time(b"-1.5"),
+            Ok(Some(Time {
+                sec: -2,
+                nsec: 500_000_000
+            }))
+        );
         assert_eq!(pax_time(b"12"), Ok(Some(Time { sec: 12, nsec: 0 })));
         assert!(pax_time(b"1e9").is_err());
     }

@@ -41,7 +41,9 @@ pub(super) fn classify(path: &[u8]) -> Result<Special<'_>, &'static str> {
     }
     match name.strip_prefix(PREFIX) {
         None => Ok(Special::None),
-        Some(b"") | Some(b".") | Some(b"..") => Err("whiteout names no file (\".wh.\" must be followed by a file name)"),
+        Some(b"") | Some(b".") | Some(b"..") => {
+            Err("whiteout names no file (\".wh.\" must be followed by a file name)")
+        }
         Some(target) => Ok(Special::Whiteout(target)),
     }
 }
@@ -49,14 +51,25 @@ pub(super) fn classify(path: &[u8]) -> Result<Special<'_>, &'static str> {
 /// Creates the overlayfs whiteout for `name` in `parent`: a character device 0:0. Whatever is at
 /// `name` must have been removed already.
 pub(super) fn make_whiteout<Fd: AsFd>(parent: Fd, name: &[u8]) -> io::Result<()> {
-    rfs::mknodat(parent, name, FileType::CharacterDevice, Mode::empty(), rfs::makedev(0, 0))?;
+    rfs::mknodat(
+        parent,
+        name,
+        FileType::CharacterDevice,
+        Mode::empty(),
+        rfs::makedev(0, 0),
+    )?;
     Ok(())
 }
 
 /// Marks the directory `dir` (an `O_PATH` fd) opaque for overlayfs.
 pub(super) fn make_opaque<Fd: AsFd>(dir: Fd) -> io::Result<()> {
     // fsetxattr needs a real open file, not an O_PATH one: reopen "." relative to it.
-    let fd = rfs::openat(dir, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+    let fd = rfs::openat(
+        dir,
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
     rfs::fsetxattr(&fd, OPAQUE_XATTR, b"y", XattrFlags::empty())?;
     Ok(())
 }
@@ -76,7 +89,10 @@ mod tests {
     #[test]
     fn classifies_whiteouts() {
         assert_eq!(classify(b"etc/passwd"), Ok(Special::None));
-        assert_eq!(classify(b"etc/.wh.passwd"), Ok(Special::Whiteout(b"passwd")));
+        assert_eq!(
+            classify(b"etc/.wh.passwd"),
+            Ok(Special::Whiteout(b"passwd"))
+        );
         assert_eq!(classify(b".wh.etc"), Ok(Special::Whiteout(b"etc")));
         assert_eq!(classify(b"var/.wh..wh..opq"), Ok(Special::Opaque));
         assert_eq!(classify(b".wh..wh..opq"), Ok(Special::Opaque));

@@ -1,0 +1,393 @@
+//! Creating, finding, listing and removing containers. Starting one is in [`super::monitor`].
+//!
+//! Creation happens under the image store's lock, so that a name is checked and taken
+//! atomically and `rmi` cannot remove the image between its resolution and the container's
+//! `image-id`. Every step leaves nothing behind on failure (a guard removes the half-made
+//! container directory). Removal is best-effort and idempotent: it keeps going past errors,
+//! so a container left behind by a killed runtime can always be removed.
+
+use super::config::{ContainerConfig, CreateOptions, ImageConfig, NetworkMode};
+use super::state::{self, ContainerRecord, Paths, RuntimeState, Status};
+use super::{id, ContainerError, Result};
+use crate::cgroup::Cgroup;
+use crate::fsutil::{self, FileLock};
+use crate::image::store::Store;
+use crate::isolate::namespaces;
+use crate::options::GlobalOptions;
+use crate::rootfs::{ContainerRootfs, LowerLayers};
+use serde_json::{json, Value};
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// The container runtime, bound to one persistent root, run root and cgroup parent.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    pub(super) paths: Paths,
+    pub(super) cgroup_parent: String,
+    pub(super) store: Store,
+}
+
+/// A container as `ps` and `inspect` show it.
+#[derive(Debug, Clone)]
+pub struct ContainerInfo {
+    pub record: ContainerRecord,
+    pub state: Option<RuntimeState>,
+    pub status: Status,
+}
+
+/// The files bind-mounted into every container's /etc.
+pub const ETC_FILES: [&str; 3] = ["hostname", "hosts", "resolv.conf"];
+
+const HOSTS_LOCAL: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
+fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n";
+
+impl Runtime {
+    pub fn new(root: &Path, run_root: &Path, cgroup_parent: &str) -> Result<Runtime> {
+        crate::cgroup::parse_parent(cgroup_parent)?;
+        Ok(Runtime {
+            paths: Paths::new(root, run_root),
+            cgroup_parent: cgroup_parent.to_string(),
+            store: Store::open(root)?,
+        })
+    }
+
+    pub fn from_options(g: &GlobalOptions) -> Result<Runtime> {
+        Runtime::new(&g.root, &g.run_root, &g.cgroup_parent)
+    }
+
+    pub fn paths(&self) -> &Paths {
+        &self.paths
+    }
+
+    /// `berth create`: records a container of `opts.image` with its writable layer, ready to
+    /// start. Nothing is left behind on error.
+    pub fn create(&self, opts: &CreateOptions) -> Result<ContainerRecord> {
+        let name = opts.name.as_deref().map(id::validate_name).transpose();
+        let name = name.map_err(ContainerError::InvalidName)?;
+        let _lock = self.store.lock()?;
+        let image = self.store.resolve(&opts.image)?;
+        let image_config = ImageConfig::from_blob(&self.store.read_blob(&image.id)?)?;
+        let lowers = LowerLayers::new(self.store.layers_dir(), self.store.overlay_lowers(&image)?);
+
+        let records = state::list_records(&self.paths)?;
+        let taken = |n: &str| records.iter().find(|r| r.name == n);
+        let name = match name {
+            Some(n) => match taken(&n) {
+                Some(r) => {
+                    return Err(ContainerError::NameInUse {
+                        name: n,
+                        id: id::short(&r.id).to_string(),
+                    })
+                }
+                None => n,
+            },
+            None => (0..1000)
+                .map(id::generate_name)
+                .find(|n| taken(n).is_none())
+                .unwrap_or_else(|| id::generate_name(u32::MAX)),
+        };
+        let mut cid = id::generate();
+        while self.paths.container_dir(&cid).exists() {
+            cid = id::generate();
+        }
+        // With the host's network the container also gets the host's name, as with docker.
+        let mut opts = opts.clone();
+        if opts.network == NetworkMode::Host && opts.hostname.is_none() {
+            opts.hostname = nix::unistd::gethostname()
+                .ok()
+                .and_then(|h| h.into_string().ok());
+        }
+        let config =
+            ContainerConfig::resolve(&image_config, &opts, &cid, |k| std::env::var(k).ok())?;
+
+        let dir = self.paths.container_dir(&cid);
+        let containers = self.paths.containers_dir();
+        fs::create_dir_all(&containers)
+            .map_err(|e| ContainerError::io("cannot create", &containers, e))?;
+        fs::create_dir(&dir).map_err(|e| ContainerError::io("cannot create", &dir, e))?;
+        let guard = DirGuard {
+            dir: Some(dir.clone()),
+        };
+        let image_id_path = self.paths.image_id(&cid);
+        fsutil::write_atomic(&image_id_path, image.id.to_string().as_bytes())
+            .map_err(|e| ContainerError::io("cannot write", &image_id_path, e))?;
+        ContainerRootfs::create(&dir, lowers)?;
+        self.write_etc_files(&cid, &config)?;
+        let record = ContainerRecord {
+            id: cid,
+            name,
+            created: now(),
+            image_id: image.id.to_string(),
+            config,
+        };
+        state::write_record(&self.paths, &record)?;
+        guard.disarm();
+        Ok(record)
+    }
+
+    fn write_etc_files(&self, id: &str, config: &ContainerConfig) -> Result<()> {
+        let host_file = |p: &str| fs::read(p).unwrap_or_default();
+        let (hosts, resolv) = match config.network {
+            NetworkMode::Host => (host_file("/etc/hosts"), host_file("/etc/resolv.conf")),
+            NetworkMode::None => (
+                HOSTS_LOCAL.as_bytes().to_vec(),
+                b"# no network (--network none)\n".to_vec(),
+            ),
+        };
+        let files = [
+            ("hostname", format!("{}\n", config.hostname).into_bytes()),
+            ("hosts", hosts),
+            ("resolv.conf", resolv),
+        ];
+        for (name, data) in files {
+            let path = self.paths.etc_file(id, name);
+            fsutil::write_atomic(&path, &data)
+                .map_err(|e| ContainerError::io("cannot write", &path, e))?;
+        }
+        Ok(())
+    }
+
+    /// Finds a container by full id, name or unique id prefix.
+    pub fn resolve(&self, query: &str) -> Result<ContainerRecord> {
+        let records = state::list_records(&self.paths)?;
+        let pairs: Vec<(String, String)> = records
+            .iter()
+            .map(|r| (r.id.clone(), r.name.clone()))
+            .collect();
+        match id::resolve(&pairs, query) {
+            id::Resolved::Found(found) => records
+                .into_iter()
+                .find(|r| r.id == found)
+                .ok_or_else(|| ContainerError::NoSuchContainer(query.to_string())),
+            id::Resolved::Ambiguous => Err(ContainerError::Ambiguous(query.to_string())),
+            id::Resolved::NotFound => Err(ContainerError::NoSuchContainer(query.to_string())),
+        }
+    }
+
+    /// The record with its runtime state.
+    pub fn info(&self, record: ContainerRecord) -> Result<ContainerInfo> {
+        let state = state::read_state(&self.paths, &record.id)?;
+        let status = state
+            .as_ref()
+            .map_or(Status::Created, |s| s.effective_status());
+        Ok(ContainerInfo {
+            record,
+            state,
+            status,
+        })
+    }
+
+    /// Containers, newest first; only running ones unless `all`.
+    pub fn list(&self, all: bool) -> Result<Vec<ContainerInfo>> {
+        let mut out = Vec::new();
+        for record in state::list_records(&self.paths)? {
+            let info = self.info(record)?;
+            if all || info.status == Status::Running {
+                out.push(info);
+            }
+        }
+        out.sort_by(|a, b| b.record.created.cmp(&a.record.created));
+        Ok(out)
+    }
+
+    /// Takes the container's run lock (held by whoever runs it) without waiting.
+    pub(super) fn try_lock(&self, id: &str) -> Result<Option<FileLock>> {
+        let dir = self.paths.run_dir(id);
+        fs::create_dir_all(&dir).map_err(|e| ContainerError::io("cannot create", &dir, e))?;
+        let path = self.paths.lock(id);
+        FileLock::try_exclusive(&path).map_err(|e| ContainerError::io("cannot lock", &path, e))
+    }
+
+    /// `berth rm [-f]`: removes a container that is not running; with `force`, kills it first.
+    /// Returns the id.
+    pub fn remove(&self, query: &str, force: bool) -> Result<String> {
+        let id = match self.resolve(query) {
+            Ok(r) => r.id,
+            // A directory without a record (creation interrupted) is removable by full id.
+            Err(ContainerError::NoSuchContainer(_))
+                if id::is_full_id(query) && self.paths.container_dir(query).is_dir() =>
+            {
+                query.to_string()
+            }
+            Err(e) => return Err(e),
+        };
+        let _lock = match self.try_lock(&id)? {
+            Some(lock) => lock,
+            None if !force => {
+                let running = state::read_state(&self.paths, &id)?
+                    .is_some_and(|s| s.effective_status() == Status::Running);
+                return Err(if running {
+                    ContainerError::Running(query.to_string())
+                } else {
+                    ContainerError::Busy(query.to_string())
+                });
+            }
+            None => {
+                // The monitor holds the lock: kill the container, then wait for the monitor
+                // to finish its teardown and let go.
+                if let Err(e) = self.cgroup_of(&id)?.kill_all() {
+                    tracing::warn!("{e}");
+                }
+                let path = self.paths.lock(&id);
+                match FileLock::exclusive(&path) {
+                    Ok(lock) => lock,
+                    // The monitor of a --rm container removed it, lock file and all.
+                    Err(_) if !self.paths.container_dir(&id).exists() => return Ok(id),
+                    Err(e) => return Err(ContainerError::io("cannot lock", &path, e)),
+                }
+            }
+        };
+        if !self.paths.container_dir(&id).exists() {
+            return Ok(id); // removed meanwhile (a --rm container's monitor did it)
+        }
+        self.destroy_locked(&id)?;
+        Ok(id)
+    }
+
+    /// The container's cgroup, under the parent it was started with.
+    pub(super) fn cgroup_of(&self, id: &str) -> Result<Cgroup> {
+        let parent = state::read_state(&self.paths, id)
+            .ok()
+            .flatten()
+            .and_then(|s| s.cgroup_parent)
+            .unwrap_or_else(|| self.cgroup_parent.clone());
+        Ok(Cgroup::for_container(&parent, id)?)
+    }
+
+    /// Removes everything of a container: leftover processes and cgroup, the netns bind
+    /// mount, the writable layer, the runtime state and the record. The caller holds the
+    /// container's lock. Keeps going past errors and returns the first.
+    pub(super) fn destroy_locked(&self, id: &str) -> Result<()> {
+        let mut first: Option<ContainerError> = None;
+        let mut note = |r: Result<()>| {
+            if let Err(e) = r {
+                tracing::warn!(container = id, "{e}");
+                first.get_or_insert(e);
+            }
+        };
+        note(self.cgroup_of(id).and_then(|cg| {
+            cg.kill_all()?;
+            cg.remove()?;
+            Ok(())
+        }));
+        note(namespaces::unbind_netns(&self.paths.netns(id)).map_err(Into::into));
+        let dir = self.paths.container_dir(id);
+        match ContainerRootfs::open(&dir) {
+            Ok(rootfs) => note(rootfs.remove().map_err(Into::into)),
+            Err(crate::rootfs::RootfsError::NotPrepared { .. }) => {}
+            Err(e) => note(Err(e.into())),
+        }
+        note(remove_tree(&self.paths.run_dir(id)));
+        // The record goes first, so an interrupted removal never leaves a listed container
+        // without its files; the rest of the directory (image-id last) follows.
+        let record = self.paths.record(id);
+        note(match fs::remove_file(&record) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                Err(ContainerError::io("cannot remove", &record, e))
+            }
+            _ => Ok(()),
+        });
+        note(remove_tree(&dir));
+        first.map_or(Ok(()), Err)
+    }
+
+    /// The JSON `berth inspect` prints for one container.
+    pub fn inspect_json(&self, info: &ContainerInfo) -> Value {
+        let r = &info.record;
+        let c = &r.config;
+        let st = info.state.as_ref();
+        let dir = self.paths.container_dir(&r.id);
+        let rootfs = ContainerRootfs::open(&dir).ok();
+        let path_of = |f: fn(&ContainerRootfs) -> &Path| {
+            rootfs.as_ref().map(|fs| f(fs).display().to_string())
+        };
+        let lower = rootfs.as_ref().map(|fs| {
+            let dirs: Vec<String> = fs
+                .lowers()
+                .dirs()
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect();
+            dirs.join(":")
+        });
+        let argv = c.argv();
+        json!({
+            "Id": r.id,
+            "Created": r.created,
+            "Name": r.name,
+            "Path": argv.first(),
+            "Args": argv.get(1..).unwrap_or(&[]),
+            "Image": r.image_id,
+            "State": {
+                "Status": info.status.as_str(),
+                "Running": info.status == Status::Running,
+                "Dead": info.status == Status::Dead,
+                "Pid": if info.status == Status::Running { st.map_or(0, |s| s.pid) } else { 0 },
+                "ExitCode": st.and_then(|s| s.exit_code).unwrap_or(0),
+                "Error": st.and_then(|s| s.error.clone()).unwrap_or_default(),
+                "StartedAt": st.and_then(|s| s.started_at.clone()),
+                "FinishedAt": st.and_then(|s| s.finished_at.clone()),
+            },
+            "Config": {
+                "Hostname": c.hostname,
+                "User": c.user,
+                "Env": c.env,
+                "Entrypoint": c.entrypoint,
+                "Cmd": c.cmd,
+                "WorkingDir": c.working_dir,
+                "Image": c.image,
+                "StopSignal": c.stop_signal,
+            },
+            "HostConfig": {
+                "NetworkMode": c.network.as_str(),
+                "AutoRemove": c.auto_remove,
+                "CgroupParent": st.and_then(|s| s.cgroup_parent.clone()).unwrap_or_else(|| self.cgroup_parent.clone()),
+            },
+            "GraphDriver": {
+                "Name": "overlay",
+                "Data": {
+                    "LowerDir": lower,
+                    "UpperDir": path_of(ContainerRootfs::upper),
+                    "WorkDir": path_of(ContainerRootfs::work),
+                    "MergedDir": path_of(ContainerRootfs::merged),
+                },
+            },
+            "HostnamePath": self.paths.etc_file(&r.id, "hostname"),
+            "HostsPath": self.paths.etc_file(&r.id, "hosts"),
+            "ResolvConfPath": self.paths.etc_file(&r.id, "resolv.conf"),
+            "NetnsPath": (c.network == NetworkMode::None).then(|| self.paths.netns(&r.id)),
+        })
+    }
+}
+
+/// Now, RFC 3339 with nanoseconds (sortable).
+pub(super) fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+fn remove_tree(path: &Path) -> Result<()> {
+    fsutil::remove_dir_all_if_exists(path).map_err(|e| ContainerError::io("cannot remove", path, e))
+}
+
+/// Removes a half-made container directory (and its writable layer) unless disarmed.
+struct DirGuard {
+    dir: Option<PathBuf>,
+}
+
+impl DirGuard {
+    fn disarm(mut self) {
+        self.dir = None;
+    }
+}
+
+impl Drop for DirGuard {
+    fn drop(&mut self) {
+        if let Some(dir) = self.dir.take() {
+            if let Ok(rootfs) = ContainerRootfs::open(&dir) {
+                let _ = rootfs.remove();
+            }
+            let _ = fsutil::remove_dir_all_if_exists(&dir);
+        }
+    }
+}
