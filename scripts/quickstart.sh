@@ -13,4 +13,11 @@ trap 'rm -rf "$layout"' EXIT
 scripts/mk-busybox-image.sh "$layout"
 "$berth" image load -i "$layout"
 "$berth" images
-"$berth" image inspect busybox | head -n 30
+"$berth" image inspect busybox | head -n 12
+# The main job: a container from that image, with its own root, hostname, processes and network.
+"$berth" run --rm --name "quickstart-$$" -h mycontainer busybox sh -c '
+    echo "== hostname: $(hostname)"
+    echo "== processes (PID 1 is this shell):"; ps
+    echo "== root filesystem:"; ls /
+    echo "== network (only lo):"; ip -o link
+    echo "== cgroup (own namespace):"; cat /proc/self/cgroup | head -n 3'
