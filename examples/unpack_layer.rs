@@ -28,7 +28,10 @@ fn main() -> ExitCode {
     }
     match berth::image::unpack::unpack_layer(input, dest) {
         Ok(out) => {
-            println!("blob {} ({} bytes)\ndiff_id {}\nwritten {} bytes", out.blob_digest, out.blob_size, out.diff_id, out.size);
+            println!(
+                "blob {} ({} bytes)\ndiff_id {}\nwritten {} bytes",
+                out.blob_digest, out.blob_size, out.diff_id, out.size
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {

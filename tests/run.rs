@@ -411,7 +411,7 @@ fn create_start_inspect_ps_rm() {
     );
 
     assert_eq!(
-        env.ok(&["start", "life"]).trim(),
+        env.ok(&["start", "-a", "life"]).trim(),
         format!("hi {}", &id[..12])
     );
     let v = env.inspect("life");
@@ -419,11 +419,14 @@ fn create_start_inspect_ps_rm() {
     assert_eq!(v["State"]["ExitCode"], 0);
     assert!(v["State"]["StartedAt"].is_string() && v["State"]["FinishedAt"].is_string());
     // An exited container starts again.
-    assert_eq!(env.ok(&["start", id]).trim(), format!("hi {}", &id[..12]));
+    assert_eq!(
+        env.ok(&["start", "-a", id]).trim(),
+        format!("hi {}", &id[..12])
+    );
 
     // A running container is not removed without -f.
     let run_id = env.ok(&["create", "--name", "busy", "busybox", "sleep", "60"]);
-    env.spawn(&["start", "busy"]);
+    env.spawn(&["start", "-a", "busy"]);
     env.wait_running("busy");
     assert_eq!(env.ok(&["ps", "-q"]).trim(), &run_id.trim()[..12]);
     let r = env.berth(&["start", "busy"]);

@@ -7,94 +7,12 @@
 #[path = "common/layers.rs"]
 mod layers;
 
-use berth::image::unpack::{unpack_layer, UnpackError, UnpackOutcome};
-use layers::{gzip, sha256, zstd, Layer, E};
-use std::ffi::CString;
+use berth::image::unpack::UnpackError;
+use layers::{gzip, is_whiteout, lgetxattr, sha256, zstd, Fixture, Layer, E};
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use tar::{EntryType, Header};
-
-struct Fixture {
-    _tmp: tempfile::TempDir,
-    dest: PathBuf,
-    sentinel: PathBuf,
-}
-
-impl Fixture {
-    fn new() -> Fixture {
-        let tmp = tempfile::Builder::new()
-            .prefix("berth-unpack-test-")
-            .tempdir()
-            .expect("tempdir");
-        let dest = tmp.path().join("dest");
-        let sentinel = tmp.path().join("sentinel");
-        fs::create_dir(&dest).unwrap();
-        fs::create_dir(&sentinel).unwrap();
-        fs::write(sentinel.join("secret"), b"keep out").unwrap();
-        Fixture {
-            _tmp: tmp,
-            dest,
-            sentinel,
-        }
-    }
-
-    fn unpack(&self, blob: &[u8]) -> Result<UnpackOutcome, UnpackError> {
-        unpack_layer(blob, &self.dest)
-    }
-
-    fn d(&self, rel: &str) -> PathBuf {
-        self.dest.join(rel)
-    }
-
-    /// The sentinel dir holds exactly its one untouched file, and the temp dir nothing but
-    /// `dest` and `sentinel`.
-    fn assert_sentinel_untouched(&self) {
-        let names: Vec<_> = fs::read_dir(&self.sentinel)
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(
-            names,
-            vec![std::ffi::OsString::from("secret")],
-            "sentinel dir changed"
-        );
-        let secret = self.sentinel.join("secret");
-        let md = fs::symlink_metadata(&secret).unwrap();
-        assert_eq!(md.nlink(), 1, "sentinel file got hard-linked");
-        assert_eq!(fs::read(&secret).unwrap(), b"keep out");
-        let mut siblings: Vec<_> = fs::read_dir(self.dest.parent().unwrap())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        siblings.sort();
-        assert_eq!(
-            siblings,
-            vec!["dest", "sentinel"],
-            "something was created next to dest"
-        );
-    }
-}
-
-fn lgetxattr(path: &Path, name: &str) -> Option<Vec<u8>> {
-    let p = CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
-    let n = CString::new(name).unwrap();
-    let mut buf = vec![0u8; 4096];
-    // SAFETY: both strings are NUL-terminated and live across the call; buf is writable for its length.
-    let len =
-        unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    if len < 0 {
-        return None;
-    }
-    buf.truncate(len as usize);
-    Some(buf)
-}
-
-fn is_whiteout(path: &Path) -> bool {
-    fs::symlink_metadata(path)
-        .map(|m| m.file_type().is_char_device() && m.rdev() == 0)
-        .unwrap_or(false)
-}
 
 // ---------------------------------------------------------------------------------------------
 // Streams and digests
@@ -346,6 +264,19 @@ fn absurd_sizes_are_refused_before_writing() {
         other => panic!("expected NoSpace, got {other:?}"),
     }
     assert!(!fx.d("big").exists());
+
+    // Data that is skipped rather than written (a whiteout's) may claim any size too.
+    for size in [u64::MAX, u64::MAX - 511] {
+        let fx = Fixture::new();
+        let layer = Layer::with([
+            E::file("d/.wh.x", b"").declare_size(size),
+            E::file("y", b""),
+        ]);
+        match fx.unpack(&layer.finish()) {
+            Err(UnpackError::Truncated { .. }) => {}
+            other => panic!("expected a truncation error, got {other:?}"),
+        }
+    }
 }
 
 #[test]

@@ -250,6 +250,18 @@ impl Cgroup {
         Ok(())
     }
 
+    /// Files through which a process moves *itself* into this cgroup: v1 `tasks`, written "0".
+    /// The kernel skips its global threadgroup lock (and the RCU grace period of taking it,
+    /// ~10 ms) when a task migrates only itself, so the container's first process joins this way
+    /// instead of being moved by the parent. Empty on v2, which has no such file: the parent
+    /// moves the process with [`Cgroup::add_pid`].
+    pub fn self_join_files(&self) -> Vec<PathBuf> {
+        match self.version() {
+            Version::V1 => self.dirs.iter().map(|d| d.join("tasks")).collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// Moves process `pid` (and, on v1, nothing else of its thread group's siblings) into the
     /// cgroup in every hierarchy.
     pub fn add_pid(&self, pid: i32) -> Result<()> {

@@ -24,8 +24,13 @@ pub enum ConfigError {
     InvalidUser(String),
     #[error("invalid {what} {value:?}: it contains a NUL byte")]
     Nul { what: &'static str, value: String },
+    #[error("invalid signal {0:?}: use a name like TERM or SIGTERM, or a number like 15")]
+    InvalidSignal(String),
     #[error("cannot parse the image config: {0}; the image is corrupt, pull or load it again")]
     ImageConfig(serde_json::Error),
+    /// A bad security option, ulimit or mount (the message names it).
+    #[error("{0}")]
+    Security(String),
 }
 
 /// Which network namespace the container gets.
@@ -98,6 +103,27 @@ pub struct CreateOptions {
     pub user: Option<String>,
     /// `--rm`.
     pub auto_remove: bool,
+    /// `--privileged`.
+    pub privileged: bool,
+    /// `--cap-add`, `--cap-drop` (names with or without `CAP_`, or `ALL`).
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    /// `--security-opt`.
+    pub security_opt: Vec<String>,
+    /// `--ulimit name=soft[:hard]`.
+    pub ulimits: Vec<String>,
+    /// `-v HOST:CTR[:ro|rw]`.
+    pub volumes: Vec<String>,
+    /// `--tmpfs CTR[:opts]`.
+    pub tmpfs: Vec<String>,
+    /// `--read-only`.
+    pub read_only: bool,
+    /// `--init`: a minimal reaper as PID 1.
+    pub init: bool,
+    /// `--stop-signal` (replaces the image's StopSignal).
+    pub stop_signal: Option<String>,
+    /// `--stop-timeout` in seconds (default 10).
+    pub stop_timeout: Option<u32>,
 }
 
 /// The container's configuration as stored in its record.
@@ -115,6 +141,13 @@ pub struct ContainerConfig {
     pub network: NetworkMode,
     pub stop_signal: Option<String>,
     pub auto_remove: bool,
+    /// Capabilities, seccomp, no_new_privs, ulimits, mounts, `--privileged`, `--read-only`.
+    #[serde(default)]
+    pub security: super::security::SecurityConfig,
+    #[serde(default)]
+    pub init: bool,
+    #[serde(default)]
+    pub stop_timeout: Option<u32>,
 }
 
 impl ContainerConfig {
@@ -143,6 +176,13 @@ impl ContainerConfig {
         for arg in entrypoint.iter().chain(&cmd) {
             no_nul("argument", arg)?;
         }
+
+        if let Some(sig) = &opts.stop_signal {
+            super::control::parse_signal(sig)
+                .map_err(|_| ConfigError::InvalidSignal(sig.clone()))?;
+        }
+
+        let security = super::security::SecurityConfig::from_options(opts)?;
 
         let working_dir = match (&opts.workdir, &image.working_dir) {
             (Some(w), _) => w.clone(),
@@ -196,8 +236,14 @@ impl ContainerConfig {
             working_dir,
             image: opts.image.clone(),
             network: opts.network,
-            stop_signal: image.stop_signal.clone(),
+            stop_signal: opts
+                .stop_signal
+                .clone()
+                .or_else(|| image.stop_signal.clone()),
             auto_remove: opts.auto_remove,
+            security,
+            init: opts.init,
+            stop_timeout: opts.stop_timeout,
         })
     }
 

@@ -323,6 +323,7 @@ impl Runtime {
                 "Status": info.status.as_str(),
                 "Running": info.status == Status::Running,
                 "Dead": info.status == Status::Dead,
+                "OOMKilled": false,
                 "Pid": if info.status == Status::Running { st.map_or(0, |s| s.pid) } else { 0 },
                 "ExitCode": st.and_then(|s| s.exit_code).unwrap_or(0),
                 "Error": st.and_then(|s| s.error.clone()).unwrap_or_default(),

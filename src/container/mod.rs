@@ -3,9 +3,13 @@
 //! foreground, as the monitor), remove, list and inspect ([`lifecycle`], [`monitor`]).
 
 pub mod config;
+pub mod control;
+pub mod detach;
 pub mod id;
 pub mod lifecycle;
+pub mod logs;
 pub mod monitor;
+pub mod security;
 pub mod state;
 
 pub use config::{ContainerConfig, CreateOptions, NetworkMode};
@@ -35,6 +39,13 @@ pub enum ContainerError {
     AlreadyRunning(String),
     #[error("container {0} is busy: another berth process is starting or removing it; try again")]
     Busy(String),
+    #[error("container {0} is not running")]
+    NotRunning(String),
+    #[error("invalid signal {0:?}: use a name like TERM or SIGTERM, or a number like 15")]
+    InvalidSignal(String),
+    /// A detached start failed; the monitor reported why, with the exit code to return.
+    #[error("{message}")]
+    Start { code: i32, message: String },
     #[error(transparent)]
     Config(#[from] config::ConfigError),
     #[error(transparent)]
@@ -72,6 +83,7 @@ impl ContainerError {
     pub fn exit_code(&self) -> i32 {
         match self {
             ContainerError::Isolate(e) => e.exit_code(),
+            ContainerError::Start { code, .. } => *code,
             _ => crate::isolate::EXIT_RUNTIME_ERROR,
         }
     }

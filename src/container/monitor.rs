@@ -1,4 +1,5 @@
-//! Starting a container in the foreground: berth itself is the monitor. It creates the
+//! Starting a container and monitoring it: in the foreground berth itself is the monitor,
+//! detached a forked child of it is ([`super::detach`]); the code below is the same. It creates the
 //! cgroup, spawns the process chain, puts the child into the cgroup and binds its network
 //! namespace before the child runs anything of the user's, waits (passing signals on),
 //! records the exit status, and tears everything down: cgroup, netns bind mount, and with
@@ -8,11 +9,13 @@
 //! process; the host never sees them, so there is nothing to unmount on the host side.
 
 use super::config::{CreateOptions, NetworkMode};
+use super::detach::{Attach, Streams};
 use super::lifecycle::{now, Runtime, ETC_FILES};
+use super::logs::LogWriter;
 use super::state::{self, ContainerRecord, RuntimeState, Status};
 use super::{ContainerError, Result};
 use crate::cgroup::{Cgroup, Layout};
-use crate::isolate::{self, namespaces, BindFile, Spec, DOCKER_DEFAULT_CAPS};
+use crate::isolate::{self, namespaces, BindFile, Spec};
 use crate::rootfs::ContainerRootfs;
 use std::path::PathBuf;
 
@@ -54,33 +57,32 @@ impl Drop for Teardown {
 impl Runtime {
     /// `berth run`: create, start in the foreground, and with `--rm` remove. Returns the
     /// container's exit code (128+N if a signal N killed it).
-    pub fn run(&self, opts: &CreateOptions) -> Result<i32> {
+    /// The container's output is relayed to ours (and logged); with `interactive` (`-i`) our
+    /// stdin is piped to it, else it reads /dev/null.
+    pub fn run(&self, opts: &CreateOptions, interactive: bool) -> Result<i32> {
         let record = self.create(opts)?;
-        self.start_record(&record)
+        self.start_record(&record, interactive)
     }
 
-    /// `berth start`: runs a created or exited container in the foreground.
-    pub fn start(&self, query: &str) -> Result<i32> {
+    /// `berth start -a`: runs a created or exited container in the foreground.
+    pub fn start(&self, query: &str, interactive: bool) -> Result<i32> {
         let record = self.resolve(query)?;
-        self.start_record(&record)
+        self.start_record(&record, interactive)
     }
 
-    fn start_record(&self, record: &ContainerRecord) -> Result<i32> {
+    fn start_record(&self, record: &ContainerRecord, interactive: bool) -> Result<i32> {
         let id = &record.id;
-        let Some(lock) = self.try_lock(id)? else {
-            let running = state::read_state(&self.paths, id)?
-                .is_some_and(|s| s.effective_status() == Status::Running);
-            return Err(if running {
-                ContainerError::AlreadyRunning(record.name.clone())
-            } else {
-                ContainerError::Busy(record.name.clone())
-            });
-        };
+        let lock = self.lock_for_start(record)?;
         // Removed while we waited for the lock?
         let Some(record) = state::read_record(&self.paths, id)? else {
             return Err(ContainerError::NoSuchContainer(record.name.clone()));
         };
-        let result = self.start_locked(&record);
+        let mut attach = Attach {
+            echo: true,
+            stdin: interactive,
+            ready: None,
+        };
+        let result = self.start_locked(&record, &mut attach);
         if record.config.auto_remove {
             if let Err(e) = self.destroy_locked(id) {
                 tracing::warn!(container = %id, "cannot remove the container (--rm): {e}");
@@ -90,14 +92,22 @@ impl Runtime {
         result
     }
 
-    fn start_locked(&self, record: &ContainerRecord) -> Result<i32> {
+    /// Starts the container and monitors it until it exits: the code of both a foreground
+    /// start and a detached monitor ([`super::detach`]).
+    pub(super) fn start_locked(
+        &self,
+        record: &ContainerRecord,
+        attach: &mut Attach,
+    ) -> Result<i32> {
         let id = &record.id;
         let config = &record.config;
         let rootfs = ContainerRootfs::open(&self.paths.container_dir(id))?;
         let layout = Layout::detect()?;
         let cgroup = Cgroup::new(&layout, &self.cgroup_parent, id)?;
         let new_netns = config.network == NetworkMode::None;
-        let spec = Spec {
+        let mut spec = Spec {
+            init: config.init,
+            stdio: None,
             rootfs,
             hostname: config.hostname.clone(),
             argv: config.argv(),
@@ -106,6 +116,7 @@ impl Runtime {
             cwd: config.working_dir.clone(),
             new_netns,
             cgroups: Some(layout),
+            self_join: cgroup.self_join_files(),
             files: ETC_FILES
                 .iter()
                 .map(|name| BindFile {
@@ -113,7 +124,8 @@ impl Runtime {
                     target: format!("/etc/{name}"),
                 })
                 .collect(),
-            capabilities: DOCKER_DEFAULT_CAPS,
+            capabilities: config.security.capabilities(),
+            security: config.security.isolate()?,
         };
 
         let mut teardown = Teardown::default();
@@ -128,6 +140,7 @@ impl Runtime {
         let mut st = RuntimeState {
             status: Status::Running,
             pid: 0,
+            pid_start: 0,
             monitor_pid: me,
             monitor_start: state::process_start_time(me).unwrap_or(0),
             started_at: Some(now()),
@@ -137,20 +150,37 @@ impl Runtime {
             cgroup_parent: Some(self.cgroup_parent.clone()),
         };
 
-        let spawned = isolate::spawn(&spec)?;
+        let log_path = self.paths.log(id);
+        let mut log = Some(
+            LogWriter::open(&log_path)
+                .map_err(|e| ContainerError::io("cannot open", &log_path, e))?,
+        );
+        let (mut streams, stdio) = Streams::new(attach.stdin)?;
+        spec.stdio = Some(stdio);
+        let spawned = isolate::spawn(&spec);
+        spec.stdio = None; // the container's ends: only the container holds them now
+        let spawned = spawned?;
         let pid = spawned.pid();
         // Into the cgroup before the child does anything: a fork bomb is bounded from its
-        // first fork once limits exist.
-        cgroup.add_pid(pid)?;
+        // first fork once limits exist. On v1 the child joins by itself (cheaper, see
+        // `Cgroup::self_join_files`) before it waits for the go signal.
+        if spec.self_join.is_empty() {
+            cgroup.add_pid(pid)?;
+        }
         if new_netns {
             let path = self.paths.netns(id);
             namespaces::bind_netns(pid, &path)?;
             teardown.netns = Some(path);
         }
         st.pid = pid;
+        st.pid_start = state::process_start_time(pid).unwrap_or(0);
         state::write_state(&self.paths, id, &st)?;
 
-        let outcome = spawned.start().and_then(|running| running.wait());
+        let outcome = spawned.start().and_then(|running| {
+            attach.report(Ok(()));
+            streams.relay(&mut log, attach.echo);
+            running.wait()
+        });
         let (code, error) = match &outcome {
             Ok(status) => (status.code(), None),
             Err(e) => (e.exit_code(), Some(e.to_string())),
@@ -158,6 +188,7 @@ impl Runtime {
         let cleanup = teardown.run();
         st.status = Status::Exited;
         st.pid = 0;
+        st.pid_start = 0;
         st.exit_code = Some(code);
         st.error = error;
         st.finished_at = Some(now());

@@ -5,6 +5,7 @@
 //!                        image-id        the image id, so that `rmi` knows the image is in use
 //!                        hostname hosts resolv.conf   bind-mounted into the container's /etc
 //!                        fs/             the writable layer (crate::rootfs)
+//!                        <id>-json.log   the container's output, one JSON object a line
 //! <run-root>/containers/<id>/state.json  runtime state (RuntimeState): pid, status, exit code
 //!                            lock        flock held by the process that runs the container
 //! <run-root>/netns/<id>                  bind mount of the container's network namespace
@@ -56,6 +57,10 @@ impl Paths {
     }
     pub fn state(&self, id: &str) -> PathBuf {
         self.run_dir(id).join("state.json")
+    }
+    /// The container's output as JSON lines (docker's json-file format).
+    pub fn log(&self, id: &str) -> PathBuf {
+        self.container_dir(id).join(format!("{id}-json.log"))
     }
     pub fn lock(&self, id: &str) -> PathBuf {
         self.run_dir(id).join("lock")
@@ -109,6 +114,9 @@ pub struct RuntimeState {
     pub status: Status,
     /// Host pid of the container's first process (0 when not running).
     pub pid: i32,
+    /// Its start time (as `monitor_start`), so that `kill` never signals a reused pid.
+    #[serde(default)]
+    pub pid_start: u64,
     /// The process running and monitoring the container, and its start time (clock ticks
     /// after boot, field 22 of /proc/<pid>/stat) so that a reused pid is not taken for it.
     pub monitor_pid: i32,
@@ -246,6 +254,7 @@ mod tests {
         let st = RuntimeState {
             status: Status::Running,
             pid: 1,
+            pid_start: 0,
             monitor_pid: me,
             monitor_start: start + 1,
             started_at: None,

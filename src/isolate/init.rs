@@ -6,10 +6,12 @@
 //! 2. `unshare(CLONE_NEWCGROUP)`: the cgroup namespace is rooted at the container's cgroup.
 //! 3. `lo` up, hostname.
 //! 4. `/` recursively slave (nothing mounted here reaches the host), overlay root, the mounts
-//!    of [`super::mounts`], `pivot_root`, masked and read-only paths.
+//!    of [`super::mounts`] (with `-v`, `--tmpfs`, `--read-only`), `pivot_root`, masked and
+//!    read-only paths (not with `--privileged`), `--ulimit`s.
 //! 5. User lookup in the container's /etc, working directory, capabilities, ids,
 //!    no_new_privs, executable lookup in the container's `PATH`.
-//! 6. Mark every fd but 0-2 close-on-exec and `execve`.
+//! 6. Mark every fd but 0-2 close-on-exec, install the seccomp filters (the very last step;
+//!    before the capabilities drop when no_new_privs is off) and `execve`.
 //!
 //! Failures are written to the report pipe (close-on-exec, so a successful exec shows as EOF)
 //! as one exit-code byte and a message, and the child exits with that code: 125 for a setup
@@ -59,6 +61,9 @@ pub(super) fn child_main(spec: &Spec, sync: OwnedFd, report: OwnedFd, mask: &lib
 
 fn run(spec: &Spec, sync: OwnedFd, mask: &libc::sigset_t) -> Result<Infallible, Fail> {
     reset_signal_dispositions();
+    if let Some(stdio) = &spec.stdio {
+        super::reaper::install_stdio(stdio).map_err(setup)?;
+    }
     // The container must not outlive the runtime that monitors it and cleans up after it.
     // SAFETY: prctl with integer arguments.
     unsafe {
@@ -71,6 +76,11 @@ fn run(spec: &Spec, sync: OwnedFd, mask: &libc::sigset_t) -> Result<Infallible, 
         )
     };
 
+    // Into the cgroup before anything else runs: a fork bomb is bounded from its first fork.
+    for tasks in &spec.self_join {
+        std::fs::write(tasks, "0")
+            .map_err(|e| setup(format!("cannot join the cgroup through {}: {e}", tasks.display())))?;
+    }
     let mut go = [0u8; 1];
     let mut sync = std::fs::File::from(sync);
     match sync.read(&mut go) {
@@ -88,22 +98,48 @@ fn run(spec: &Spec, sync: OwnedFd, mask: &libc::sigset_t) -> Result<Infallible, 
         .map_err(|e| setup(format!("cannot set the hostname {:?}: {e}", spec.hostname)))?;
 
     mount_root(spec)?;
-    let root = open_root("/")?;
-    pivot_root::protect_paths(root.as_fd()).map_err(setup)?;
-    drop(root);
+    if !spec.security.privileged {
+        let root = open_root("/")?;
+        pivot_root::protect_paths(root.as_fd()).map_err(setup)?;
+        drop(root);
+    }
+    for limit in &spec.security.rlimits {
+        limit.apply().map_err(setup)?;
+    }
 
     let exec_user = user::resolve(&spec.user).map_err(setup)?;
     let env = final_env(&spec.env, &exec_user.home);
     prepare_workdir(&spec.cwd)?;
+    // Seccomp goes on last, just before execve, so that the runtime's own calls need not be
+    // in the profile; that needs no_new_privs. Without it the kernel wants CAP_SYS_ADMIN to
+    // install a filter, which only this point (before the capabilities drop) still has, and
+    // the profile must then allow what follows: prctl, capset, setgroups, setres[ug]id,
+    // chdir, stat, close_range, execve (docker's default does; so does runc's order).
+    let nnp = spec.security.no_new_privs;
+    if !nnp {
+        install_seccomp(&spec.security.seccomp)?;
+    }
     user::limit_bounding_and_ambient(spec.capabilities).map_err(setup)?;
     user::switch_user(&exec_user, spec.capabilities).map_err(setup)?;
     enter_workdir(&spec.cwd)?;
-    rustix::thread::set_no_new_privs(true)
-        .map_err(|e| setup(format!("cannot set no_new_privs: {e}")))?;
+    if nnp {
+        rustix::thread::set_no_new_privs(true)
+            .map_err(|e| setup(format!("cannot set no_new_privs: {e}")))?;
+    }
+    let late_seccomp: &[seccompiler::BpfProgram] = if nnp { &spec.security.seccomp } else { &[] };
 
     let argv0 = spec.argv.first().ok_or_else(|| setup("no command given"))?;
     let program = find_program(argv0, &env)?;
-    exec(&program, argv0, &spec.argv, &env, mask)
+    if spec.init {
+        // Returns in the child; PID 1 stays as the reaper.
+        super::reaper::fork_reaper().map_err(setup)?;
+    }
+    exec(&program, argv0, &spec.argv, &env, mask, late_seccomp)
+}
+
+fn install_seccomp(programs: &[seccompiler::BpfProgram]) -> Result<(), Fail> {
+    super::seccomp::install(programs)
+        .map_err(|e| setup(format!("cannot install the seccomp profile: {e}")))
 }
 
 /// Every signal back to its default action (an ignored SIGPIPE, as Rust programs start with,
@@ -145,6 +181,9 @@ fn mount_root(spec: &Spec) -> Result<(), Fail> {
     let plan = mounts::MountPlan {
         cgroups: spec.cgroups.as_ref(),
         files: &spec.files,
+        user: &spec.security.mounts,
+        writable_sys: spec.security.privileged,
+        read_only_root: spec.security.read_only_root,
     };
     mounts::setup(root.as_fd(), &plan).map_err(setup)?;
     pivot_root::pivot(root.as_fd()).map_err(setup)
@@ -232,6 +271,7 @@ fn exec(
     argv: &[String],
     env: &[String],
     mask: &libc::sigset_t,
+    seccomp: &[seccompiler::BpfProgram],
 ) -> Result<Infallible, Fail> {
     let c_program = CString::new(program).map_err(|_| setup("NUL in the program path"))?;
     let c_argv = cstrings(argv)?;
@@ -263,6 +303,8 @@ fn exec(
     }
     // SAFETY: restores the signal mask the runtime had before it blocked signals for clone.
     unsafe { libc::sigprocmask(libc::SIG_SETMASK, mask, std::ptr::null_mut()) };
+    // The last step: from here on only execve runs (and, on failure, the report write).
+    install_seccomp(seccomp)?;
     // SAFETY: every pointer array is NULL-terminated and points into CStrings alive here.
     unsafe { libc::execve(c_program.as_ptr(), p_argv.as_ptr(), p_env.as_ptr()) };
     let e = io::Error::last_os_error();

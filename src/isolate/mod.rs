@@ -19,10 +19,15 @@
 //! an `--init` reaper as PID 1, seccomp (applied last, after no_new_privs), a pty, detached
 //! runs.
 
+pub mod caps;
 mod init;
 pub mod mounts;
 pub mod namespaces;
 pub mod pivot_root;
+mod reaper;
+pub mod rlimits;
+pub mod seccomp;
+pub mod syscalls;
 pub mod user;
 
 pub use mounts::BindFile;
@@ -50,12 +55,58 @@ pub struct Spec {
     pub user: String,
     pub cwd: String,
     pub new_netns: bool,
+    /// `--init`: PID 1 stays a minimal reaper ([`reaper`]) and the command runs as its child.
+    pub init: bool,
+    /// The container's stdin, stdout and stderr; `None` leaves the runtime's own.
+    pub stdio: Option<StdioFds>,
     /// The host's cgroup layout, to mount /sys/fs/cgroup inside; `None` leaves it out.
     pub cgroups: Option<Layout>,
+    /// Files the child writes "0" to, to move itself into its cgroup before anything else
+    /// (see `Cgroup::self_join_files`); empty when the parent moves it.
+    pub self_join: Vec<PathBuf>,
     /// Files bind-mounted into the container (/etc/hostname, /etc/hosts, /etc/resolv.conf).
     pub files: Vec<BindFile>,
     /// Effective/permitted/bounding capabilities for a root process.
     pub capabilities: u64,
+    /// no_new_privs, seccomp, rlimits, user mounts, `--privileged` and `--read-only`.
+    pub security: Security,
+}
+
+/// The security options of a container, ready for init.
+#[derive(Debug, Clone)]
+pub struct Security {
+    /// no_new_privs (docker's `--security-opt no-new-privileges`; berth's default is on).
+    pub no_new_privs: bool,
+    /// Seccomp filters, installed in order (empty: unconfined).
+    pub seccomp: Vec<seccompiler::BpfProgram>,
+    pub rlimits: Vec<rlimits::Ulimit>,
+    /// `--privileged`: no masked or read-only paths, /sys writable.
+    pub privileged: bool,
+    /// `-v` bind mounts and `--tmpfs` mounts, in order.
+    pub mounts: Vec<mounts::UserMount>,
+    /// `--read-only`: the root filesystem is mounted read-only.
+    pub read_only_root: bool,
+}
+
+impl Default for Security {
+    fn default() -> Security {
+        Security {
+            no_new_privs: true,
+            seccomp: Vec::new(),
+            rlimits: Vec::new(),
+            privileged: false,
+            mounts: Vec::new(),
+            read_only_root: false,
+        }
+    }
+}
+
+/// The ends of the container's standard streams that the container gets (dup'ed onto 0-2).
+#[derive(Debug)]
+pub struct StdioFds {
+    pub stdin: OwnedFd,
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
 }
 
 #[derive(Debug, thiserror::Error)]

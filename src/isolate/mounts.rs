@@ -30,6 +30,34 @@ pub struct BindFile {
 pub struct MountPlan<'a> {
     pub cgroups: Option<&'a Layout>,
     pub files: &'a [BindFile],
+    /// `-v` and `--tmpfs`, mounted last, in order.
+    pub user: &'a [UserMount],
+    /// `--privileged`: /sys read-write.
+    pub writable_sys: bool,
+    /// `--read-only`: the root is remounted read-only once every mount point exists.
+    pub read_only_root: bool,
+}
+
+/// A mount the user asked for: `-v HOST:CTR[:ro|rw]` or `--tmpfs CTR[:opts]`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum UserMount {
+    Bind {
+        /// Absolute, canonical host path (checked to exist at create).
+        source: std::path::PathBuf,
+        /// Absolute path inside the container.
+        target: String,
+        read_only: bool,
+        /// The source is a directory (else the target is made a file).
+        dir: bool,
+    },
+    Tmpfs {
+        target: String,
+        /// MS_* flags.
+        flags: u64,
+        /// fs data: size=, mode=, uid=, gid=, nr_inodes=.
+        data: String,
+    },
 }
 
 const NOSUID: libc::c_ulong = libc::MS_NOSUID;
@@ -214,11 +242,16 @@ fn mount_fs(
 /// Makes every mount of the container inside the root at `root` (the mounted overlay).
 pub fn setup(root: BorrowedFd<'_>, plan: &MountPlan<'_>) -> Result<(), String> {
     mount_fs(root, "/proc", "proc", NOSUID | NODEV | NOEXEC, None)?;
+    let sys_ro = if plan.writable_sys {
+        0
+    } else {
+        libc::MS_RDONLY
+    };
     mount_fs(
         root,
         "/sys",
         "sysfs",
-        libc::MS_RDONLY | NOSUID | NODEV | NOEXEC,
+        sys_ro | NOSUID | NODEV | NOEXEC,
         None,
     )?;
     if let Some(layout) = plan.cgroups {
@@ -241,7 +274,200 @@ pub fn setup(root: BorrowedFd<'_>, plan: &MountPlan<'_>) -> Result<(), String> {
         )
         .map_err(|e| at(&file.target, "bind-mount the runtime's file", e))?;
     }
+    for m in plan.user {
+        mount_user(root, m)?;
+    }
+    if plan.read_only_root {
+        // Every mount point exists by now; /etc/hostname & co. and the user's mounts keep
+        // their own flags (a remount changes only this mount).
+        let flags = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY;
+        mount(None, &fd_path(root), None, flags, None)
+            .map_err(|e| at("/", "make the root read-only", e))?;
+    }
     Ok(())
+}
+
+/// Opens (O_PATH) the directory `rel` as the container sees it (symlinks resolved inside the
+/// root, like docker's securejoin), making missing components one `mkdirat` at a time on the
+/// fd of their parent, itself resolved inside the root (CVE-2024-45310).
+fn dir_in_root(root: BorrowedFd<'_>, rel: &str) -> io::Result<OwnedFd> {
+    let flags = OFlags::PATH | OFlags::DIRECTORY;
+    let mut cur = open2(root, ".", flags, ResolveFlags::IN_ROOT)?;
+    let mut prefix = String::new();
+    for comp in rel.split('/').filter(|c| !c.is_empty() && *c != ".") {
+        if comp == ".." {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "`..` in a mount target",
+            ));
+        }
+        prefix.push('/');
+        prefix.push_str(comp);
+        cur = match open2(root, &prefix, flags, ResolveFlags::IN_ROOT) {
+            Ok(fd) => fd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                match rustix::fs::mkdirat(&cur, comp, Mode::from_raw_mode(0o755)) {
+                    Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                open2(root, &prefix, flags, ResolveFlags::IN_ROOT)?
+            }
+            Err(e) => return Err(e),
+        };
+    }
+    Ok(cur)
+}
+
+/// A `-v` or `--tmpfs` mount. Targets resolve inside the root (CVE-2024-45310, CVE-2026-41579),
+/// and the mount goes to the fd that was resolved.
+fn mount_user(root: BorrowedFd<'_>, m: &UserMount) -> Result<(), String> {
+    match m {
+        UserMount::Bind {
+            source,
+            target,
+            read_only,
+            dir,
+        } => {
+            let open = |what| -> Result<OwnedFd, String> {
+                if *dir {
+                    dir_in_root(root, target).map_err(|e| at(target, what, e))
+                } else {
+                    ensure_file(root, target).map_err(|e| at(target, what, e))
+                }
+            };
+            let fd = open("prepare the volume's mount point")?;
+            let src = source
+                .to_str()
+                .ok_or_else(|| format!("cannot bind-mount {}: not UTF-8", source.display()))?;
+            let flags = libc::MS_BIND | libc::MS_REC;
+            mount(Some(src), &fd_path(fd.as_fd()), None, flags, None)
+                .map_err(|e| at(target, &format!("bind-mount {src}"), e))?;
+            drop(fd);
+            if *read_only {
+                // Re-open: the path now leads to the new mount, which is what gets remounted.
+                let fd = open("reopen the volume")?;
+                let flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY;
+                mount(None, &fd_path(fd.as_fd()), None, flags, None)
+                    .map_err(|e| at(target, "make the volume read-only", e))?;
+            }
+            Ok(())
+        }
+        UserMount::Tmpfs {
+            target,
+            flags,
+            data,
+        } => {
+            let fd = dir_in_root(root, target).map_err(|e| at(target, "prepare the tmpfs", e))?;
+            let data = (!data.is_empty()).then_some(data.as_str());
+            mount(
+                Some("tmpfs"),
+                &fd_path(fd.as_fd()),
+                Some("tmpfs"),
+                *flags as libc::c_ulong,
+                data,
+            )
+            .map_err(|e| at(target, "mount tmpfs", e))
+        }
+    }
+}
+
+/// Checks a path inside the container given on the command line: absolute, no `..`, not `/`,
+/// no NUL. Returns it without trailing slashes.
+fn container_path(what: &str, spec: &str, p: &str) -> Result<String, String> {
+    let bad = |why: &str| format!("invalid {what} {spec:?}: {why}");
+    if !p.starts_with('/') {
+        return Err(bad(&format!("the container path {p:?} must be absolute")));
+    }
+    if p.split('/').any(|c| c == "..") {
+        return Err(bad("the container path must not contain `..`"));
+    }
+    if p.contains('\0') {
+        return Err(bad("NUL byte"));
+    }
+    let trimmed = p.trim_end_matches('/');
+    if trimmed.is_empty() {
+        return Err(bad("cannot mount over the container's root `/`"));
+    }
+    Ok(trimmed.to_string())
+}
+
+impl UserMount {
+    /// Parses `-v HOST:CTR[:ro|rw]`. HOST must be an absolute path that exists (named volumes
+    /// are not supported); it is canonicalized on the host, which the user controls.
+    pub fn parse_volume(spec: &str) -> Result<UserMount, String> {
+        let bad = |why: String| format!("invalid volume {spec:?}: {why}");
+        let parts: Vec<&str> = spec.split(':').collect();
+        let (host, ctr, mode) = match parts[..] {
+            [h, c] => (h, c, "rw"),
+            [h, c, m] => (h, c, m),
+            _ => return Err(bad("use HOST:CONTAINER[:ro|rw]".into())),
+        };
+        let read_only = match mode {
+            "rw" => false,
+            "ro" => true,
+            m => return Err(bad(format!("unknown mode {m:?} (use ro or rw)"))),
+        };
+        if !host.starts_with('/') {
+            return Err(bad(format!(
+                "the host path {host:?} must be absolute (named volumes are not supported)"
+            )));
+        }
+        let source = std::fs::canonicalize(host)
+            .map_err(|e| bad(format!("the host path {host} cannot be used: {e}")))?;
+        let meta = std::fs::metadata(&source)
+            .map_err(|e| bad(format!("the host path {host} cannot be used: {e}")))?;
+        let target = container_path("volume", spec, ctr)?;
+        Ok(UserMount::Bind {
+            source,
+            target,
+            read_only,
+            dir: meta.is_dir(),
+        })
+    }
+
+    /// Parses `--tmpfs CTR[:opts]` with mount(8)-style options; the default is docker's
+    /// `nosuid,nodev,noexec`.
+    pub fn parse_tmpfs(spec: &str) -> Result<UserMount, String> {
+        let (ctr, opts) = spec.split_once(':').unwrap_or((spec, ""));
+        let target = container_path("tmpfs", spec, ctr)?;
+        let mut flags = NOSUID | NODEV | NOEXEC;
+        let mut data = Vec::new();
+        for o in opts.split(',').filter(|o| !o.is_empty()) {
+            match o {
+                "ro" => flags |= libc::MS_RDONLY,
+                "rw" => flags &= !libc::MS_RDONLY,
+                "nosuid" => flags |= NOSUID,
+                "suid" => flags &= !NOSUID,
+                "nodev" => flags |= NODEV,
+                "dev" => flags &= !NODEV,
+                "noexec" => flags |= NOEXEC,
+                "exec" => flags &= !NOEXEC,
+                "sync" => flags |= libc::MS_SYNCHRONOUS,
+                "async" => flags &= !libc::MS_SYNCHRONOUS,
+                "noatime" => flags |= libc::MS_NOATIME,
+                "nodiratime" => flags |= libc::MS_NODIRATIME,
+                "relatime" => flags |= libc::MS_RELATIME,
+                "strictatime" => flags |= libc::MS_STRICTATIME,
+                _ => {
+                    let key = o.split_once('=').map(|(k, _)| k);
+                    let known = ["size", "mode", "uid", "gid", "nr_inodes", "nr_blocks"];
+                    if !key.is_some_and(|k| known.contains(&k)) || o.contains('\0') {
+                        return Err(format!(
+                            "invalid tmpfs {spec:?}: unknown option {o:?} (known: ro, rw, \
+                             [no]suid, [no]dev, [no]exec, sync, noatime, size=, mode=, uid=, \
+                             gid=, nr_inodes=)"
+                        ));
+                    }
+                    data.push(o);
+                }
+            }
+        }
+        Ok(UserMount::Tmpfs {
+            target,
+            flags,
+            data: data.join(","),
+        })
+    }
 }
 
 /// /sys/fs/cgroup, read-only, showing the container's cgroup namespace (its own cgroup as

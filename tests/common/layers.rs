@@ -6,7 +6,12 @@
 //! them.
 #![allow(dead_code)]
 
+use berth::image::unpack::{unpack_layer, UnpackError, UnpackOutcome};
+use std::ffi::CString;
+use std::fs;
 use std::io::Write;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
 use tar::{EntryType, Header};
 
 /// One entry, with builder-style setters.
@@ -203,7 +208,7 @@ impl Layer {
         w.extend_from_slice(h.as_bytes());
         w.extend_from_slice(data);
         let pad = (512 - data.len() % 512) % 512;
-        w.extend(std::iter::repeat(0u8).take(pad));
+        w.resize(w.len() + pad, 0);
         self
     }
 
@@ -232,4 +237,89 @@ pub fn zstd(data: &[u8]) -> Vec<u8> {
 pub fn sha256(data: &[u8]) -> String {
     use sha2::Digest as _;
     format!("sha256:{}", hex::encode(sha2::Sha256::digest(data)))
+}
+
+/// A temp dir holding `dest` (the layer directory) and `sentinel` (a sibling with one file that
+/// no archive may touch); removed on drop.
+pub struct Fixture {
+    _tmp: tempfile::TempDir,
+    pub dest: PathBuf,
+    pub sentinel: PathBuf,
+}
+
+impl Fixture {
+    pub fn new() -> Fixture {
+        let tmp = tempfile::Builder::new()
+            .prefix("berth-unpack-test-")
+            .tempdir()
+            .expect("tempdir");
+        let dest = tmp.path().join("dest");
+        let sentinel = tmp.path().join("sentinel");
+        fs::create_dir(&dest).unwrap();
+        fs::create_dir(&sentinel).unwrap();
+        fs::write(sentinel.join("secret"), b"keep out").unwrap();
+        Fixture {
+            _tmp: tmp,
+            dest,
+            sentinel,
+        }
+    }
+
+    pub fn unpack(&self, blob: &[u8]) -> Result<UnpackOutcome, UnpackError> {
+        unpack_layer(blob, &self.dest)
+    }
+
+    pub fn d(&self, rel: &str) -> PathBuf {
+        self.dest.join(rel)
+    }
+
+    /// The sentinel dir holds exactly its one untouched file, and the temp dir nothing but
+    /// `dest` and `sentinel`.
+    pub fn assert_sentinel_untouched(&self) {
+        let names: Vec<_> = fs::read_dir(&self.sentinel)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            names,
+            vec![std::ffi::OsString::from("secret")],
+            "sentinel dir changed"
+        );
+        let secret = self.sentinel.join("secret");
+        let md = fs::symlink_metadata(&secret).unwrap();
+        assert_eq!(md.nlink(), 1, "sentinel file got hard-linked");
+        assert_eq!(fs::read(&secret).unwrap(), b"keep out");
+        let mut siblings: Vec<_> = fs::read_dir(self.dest.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        siblings.sort();
+        assert_eq!(
+            siblings,
+            vec!["dest", "sentinel"],
+            "something was created next to dest"
+        );
+    }
+}
+
+/// An xattr of `path` itself (not following a symlink), if set.
+pub fn lgetxattr(path: &Path, name: &str) -> Option<Vec<u8>> {
+    let p = CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    let n = CString::new(name).unwrap();
+    let mut buf = vec![0u8; 4096];
+    // SAFETY: both strings are NUL-terminated and live across the call; buf is writable for its length.
+    let len =
+        unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if len < 0 {
+        return None;
+    }
+    buf.truncate(len as usize);
+    Some(buf)
+}
+
+/// Whether `path` is an overlayfs whiteout (character device 0:0).
+pub fn is_whiteout(path: &Path) -> bool {
+    fs::symlink_metadata(path)
+        .map(|m| m.file_type().is_char_device() && m.rdev() == 0)
+        .unwrap_or(false)
 }

@@ -39,6 +39,40 @@ pub struct ContainerFlags {
     /// Run as uid[:gid] or name[:group].
     #[arg(short = 'u', long = "user", value_name = "USER")]
     user: Option<String>,
+    /// Run a minimal init as PID 1 that forwards signals and reaps zombies.
+    #[arg(long)]
+    init: bool,
+    /// Signal that `berth stop` sends (default: the image's StopSignal, else SIGTERM).
+    #[arg(long, value_name = "SIGNAL")]
+    stop_signal: Option<String>,
+    /// Seconds `berth stop` waits before it kills the container (default 10).
+    #[arg(long, value_name = "SECONDS")]
+    stop_timeout: Option<u32>,
+    /// Give the container every capability, no seccomp profile, no masked or read-only paths
+    /// and a writable /sys.
+    #[arg(long)]
+    privileged: bool,
+    /// Add a capability (NET_ADMIN or CAP_NET_ADMIN; ALL for every one).
+    #[arg(long, value_name = "CAP")]
+    cap_add: Vec<String>,
+    /// Drop a capability (ALL: keep only those of --cap-add).
+    #[arg(long, value_name = "CAP")]
+    cap_drop: Vec<String>,
+    /// no-new-privileges[=true|false], seccomp=unconfined or seccomp=PROFILE.json.
+    #[arg(long, value_name = "OPT")]
+    security_opt: Vec<String>,
+    /// Resource limit name=soft[:hard] (nofile, nproc, core, memlock, stack, ...; -1: unlimited).
+    #[arg(long, value_name = "LIMIT")]
+    ulimit: Vec<String>,
+    /// Bind-mount HOST:CONTAINER[:ro|rw] (HOST absolute and existing).
+    #[arg(short = 'v', long = "volume", value_name = "HOST:CTR[:MODE]")]
+    volume: Vec<String>,
+    /// Mount a tmpfs at CONTAINER[:OPTIONS] (default nosuid,nodev,noexec).
+    #[arg(long, value_name = "CTR[:OPTS]")]
+    tmpfs: Vec<String>,
+    /// Mount the container's root filesystem read-only.
+    #[arg(long)]
+    read_only: bool,
     /// Print help.
     #[arg(long, action = ArgAction::Help)]
     help: Option<bool>,
@@ -73,6 +107,17 @@ impl ContainerFlags {
             },
             user: self.user.clone(),
             auto_remove: self.rm,
+            init: self.init,
+            stop_signal: self.stop_signal.clone(),
+            stop_timeout: self.stop_timeout,
+            privileged: self.privileged,
+            cap_add: self.cap_add.clone(),
+            cap_drop: self.cap_drop.clone(),
+            security_opt: self.security_opt.clone(),
+            ulimits: self.ulimit.clone(),
+            volumes: self.volume.clone(),
+            tmpfs: self.tmpfs.clone(),
+            read_only: self.read_only,
         }
     }
 }
@@ -80,6 +125,12 @@ impl ContainerFlags {
 #[derive(Args)]
 #[command(disable_help_flag = true)]
 pub struct RunArgs {
+    /// Run in the background and print the container id.
+    #[arg(short = 'd', long)]
+    detach: bool,
+    /// Keep stdin open: pipe berth's stdin to the container.
+    #[arg(short = 'i', long)]
+    interactive: bool,
     #[command(flatten)]
     flags: ContainerFlags,
 }
@@ -93,7 +144,13 @@ pub struct CreateArgs {
 
 #[derive(Args)]
 pub struct StartArgs {
-    /// The container (id, unique id prefix, or name); runs in the foreground.
+    /// Attach: run in the foreground, relaying the output, and return the exit code.
+    #[arg(short = 'a', long)]
+    attach: bool,
+    /// With -a, pipe berth's stdin to the container.
+    #[arg(short = 'i', long)]
+    interactive: bool,
+    /// The container (id, unique id prefix, or name).
     container: String,
 }
 
@@ -148,7 +205,17 @@ pub fn run(g: &GlobalOptions, a: &RunArgs) -> Result<i32> {
         Ok(r) => r,
         Err(e) => return Ok(fail(e)),
     };
-    Ok(runtime.run(&a.flags.options()).unwrap_or_else(fail))
+    let opts = a.flags.options();
+    if a.detach {
+        return match runtime.run_detached(&opts) {
+            Ok(id) => {
+                writeln!(io::stdout(), "{id}")?;
+                Ok(0)
+            }
+            Err(e) => Ok(fail(e)),
+        };
+    }
+    Ok(runtime.run(&opts, a.interactive).unwrap_or_else(fail))
 }
 
 pub fn create(g: &GlobalOptions, a: &CreateArgs) -> Result<i32> {
@@ -163,8 +230,22 @@ pub fn create(g: &GlobalOptions, a: &CreateArgs) -> Result<i32> {
 }
 
 pub fn start(g: &GlobalOptions, a: &StartArgs) -> Result<i32> {
-    let started = Runtime::from_options(g).and_then(|r| r.start(&a.container));
-    Ok(started.unwrap_or_else(fail))
+    let runtime = match Runtime::from_options(g) {
+        Ok(r) => r,
+        Err(e) => return Ok(fail(e)),
+    };
+    if a.attach || a.interactive {
+        return Ok(runtime
+            .start(&a.container, a.interactive)
+            .unwrap_or_else(fail));
+    }
+    match runtime.start_detached(&a.container) {
+        Ok(_) => {
+            writeln!(io::stdout(), "{}", a.container)?;
+            Ok(0)
+        }
+        Err(e) => Ok(fail(e)),
+    }
 }
 
 pub fn remove(g: &GlobalOptions, a: &RmArgs) -> Result<i32> {

@@ -5,6 +5,7 @@
 
 mod containers;
 mod images;
+mod lifecycle;
 mod pull;
 
 use berth::options::GlobalOptions;
@@ -46,12 +47,20 @@ enum Command {
     Login(pull::LoginArgs),
     /// Log out from a registry.
     Logout(pull::LogoutArgs),
-    /// Create and run a container in the foreground.
+    /// Create and run a container (in the foreground, or with -d in the background).
     Run(containers::RunArgs),
     /// Create a container (prints its id).
     Create(containers::CreateArgs),
-    /// Run a created or exited container in the foreground.
+    /// Start a created or exited container (in the background, or with -a in the foreground).
     Start(containers::StartArgs),
+    /// Stop containers: the stop signal, then SIGKILL after a timeout.
+    Stop(lifecycle::StopArgs),
+    /// Send a signal to containers (default SIGKILL).
+    Kill(lifecycle::KillArgs),
+    /// Wait for containers to stop; print their exit codes.
+    Wait(lifecycle::WaitArgs),
+    /// Show a container's output.
+    Logs(lifecycle::LogsArgs),
     /// Remove containers.
     Rm(containers::RmArgs),
     /// List containers.
@@ -76,6 +85,10 @@ fn main() -> ExitCode {
         Command::Run(a) => containers::run(&cli.global, a),
         Command::Create(a) => containers::create(&cli.global, a),
         Command::Start(a) => containers::start(&cli.global, a),
+        Command::Stop(a) => lifecycle::stop(&cli.global, a),
+        Command::Kill(a) => lifecycle::kill(&cli.global, a),
+        Command::Wait(a) => lifecycle::wait(&cli.global, a),
+        Command::Logs(a) => lifecycle::logs(&cli.global, a),
         Command::Rm(a) => containers::remove(&cli.global, a),
         Command::Ps(a) => containers::ps(&cli.global, a),
         Command::Inspect(a) => containers::inspect(&cli.global, a),

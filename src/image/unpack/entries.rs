@@ -397,8 +397,9 @@ impl Unpacker {
         )
         .map_err(|e| fs_error(&h.path, "set owner", e.into()))?;
         if chmod {
-            // fchmodat cannot refuse to follow a symlink before Linux 6.6, but `name` is the
-            // device or fifo we just created in a directory nobody else writes to.
+            // fchmodat cannot refuse to follow a symlink before Linux 6.6 (following one is how
+            // CVE-2021-32760 chmod-ed files outside containerd's unpack directory), but `name`
+            // is the device or fifo mknodat just created, in a directory nobody else writes to.
             rfs::chmodat(parent, name, Mode::from_raw_mode(h.mode), AtFlags::empty())
                 .map_err(|e| fs_error(&h.path, "set mode", e.into()))?;
         }

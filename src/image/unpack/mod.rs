@@ -52,6 +52,8 @@ pub enum UnpackError {
         "this kernel has no openat2 (linux 5.6 or later is needed to unpack layers safely): {0}"
     )]
     NoOpenat2(io::Error),
+    #[error("cannot start the layer unpacking thread: {0}")]
+    Thread(io::Error),
     #[error("cannot read the layer stream at offset {offset}: {source} (is the blob corrupt? fetch it again)")]
     Read { offset: u64, source: io::Error },
     #[error("layer stream is truncated at offset {offset}: {what}; fetch the blob again")]

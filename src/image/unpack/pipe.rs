@@ -116,7 +116,7 @@ where
                 reader.discard_rest();
                 Ok((value, reader.digest()))
             })
-            .map_err(|source| UnpackError::Read { offset: 0, source })?;
+            .map_err(UnpackError::Thread)?;
 
         let mut produced: u64 = 0;
         let input_result = loop {

@@ -1,8 +1,10 @@
 //! Archive paths, and directories resolved without ever leaving the layer directory.
 //!
-//! Defends against the tar path-traversal family (CVE-2018-15664-style symlink races in
-//! `docker cp`, CVE-2019-14271, CVE-2021-30465 in runc, the "zip slip" class): every path from the
-//! archive is first normalized lexically (absolute paths become relative to the layer root, `..`
+//! Defends against the layer-tar traversal family: CVE-2014-6407 and CVE-2014-9356 (docker
+//! extracted layers through symlinks and hard links planted by the same layer), CVE-2018-1002100
+//! (`kubectl cp` wrote `../` paths outside the target), CVE-2021-32760 (containerd chmod-ed
+//! through a symlink outside the unpack directory), CVE-2018-15664 (path resolved in one step,
+//! used in another). Every path from the archive is first normalized lexically (absolute paths become relative to the layer root, `..`
 //! is clamped at the root exactly like `RESOLVE_IN_ROOT` clamps it, the same answer containerd
 //! gives), then only its *parent* is resolved by the kernel with
 //! `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`, so symlinks the layer planted (`a -> /etc`,
