@@ -78,8 +78,12 @@ fn run(spec: &Spec, sync: OwnedFd, mask: &libc::sigset_t) -> Result<Infallible, 
 
     // Into the cgroup before anything else runs: a fork bomb is bounded from its first fork.
     for tasks in &spec.self_join {
-        std::fs::write(tasks, "0")
-            .map_err(|e| setup(format!("cannot join the cgroup through {}: {e}", tasks.display())))?;
+        std::fs::write(tasks, "0").map_err(|e| {
+            setup(format!(
+                "cannot join the cgroup through {}: {e}",
+                tasks.display()
+            ))
+        })?;
     }
     let mut go = [0u8; 1];
     let mut sync = std::fs::File::from(sync);
