@@ -54,7 +54,7 @@ hf() { hyperfine --style none --warmup "$WARMUP" --runs "$RUNS" --export-json "$
 hf "berth run" "$berth run --rm busybox /bin/true"
 hf "crun run" "crun --root $work/state-crun run --bundle $b r\$\$"
 hf "runc run" "runc --root $work/state-runc run --bundle $b r\$\$"
-hf "berth create+start+rm" "$berth create --name c\$\$ busybox /bin/true >/dev/null && $berth start c\$\$ && $berth rm c\$\$ >/dev/null"
+hf "berth create+start+rm" "$berth create --name c\$\$ busybox /bin/true >/dev/null && $berth start -a c\$\$ && $berth rm c\$\$ >/dev/null"
 hf "crun create+start+delete" "crun --root $work/state-crun create --bundle $b c\$\$ && crun --root $work/state-crun start c\$\$ && crun --root $work/state-crun delete -f c\$\$"
 hf "runc create+start+delete" "runc --root $work/state-runc create --bundle $b c\$\$ && runc --root $work/state-runc start c\$\$ && runc --root $work/state-runc delete -f c\$\$"
 # Where berth's time goes: the CLI and store alone, create alone, rm alone.

@@ -37,7 +37,7 @@ command -v umoci >/dev/null || need+=(umoci)
 [[ -x /bin/busybox ]] || need+=(busybox-static)
 if ((${#need[@]})); then
     echo "installing ${need[*]}" >&2
-    apt-get install -y "${need[@]}" >/dev/null
+    apt-get install -y "${need[@]}" >/dev/null || { apt-get update >/dev/null && apt-get install -y "${need[@]}" >/dev/null; }
 fi
 
 work=$(mktemp -d "${BENCH_TMP:-${TMPDIR:-/tmp}}/berth-unpack-bench.XXXXXX")
@@ -97,11 +97,14 @@ echo '{"imageLayoutVersion":"1.0.0"}' >"$img/oci-layout"
 blob=$img/blobs/sha256/$layer_d
 echo "layer: $files entries, $((bytes / 1024 / 1024)) MiB uncompressed, $((layer_s / 1024 / 1024)) MiB gzip" >&2
 
-# Sanity: both tools unpack it, to the same tree.
+# Sanity: both tools unpack it to the same tree: same contents, types, modes, owners, mtimes.
 "$berth_bin" "$blob" "$work/check-berth" >/dev/null
 umoci unpack --image "$img:latest" "$work/check-umoci" >/dev/null
 diff -r --no-dereference "$work/check-berth" "$work/check-umoci/rootfs" >/dev/null ||
     { echo "berth and umoci unpacked different trees" >&2; exit 1; }
+listing() { (cd "$1" && find . -mindepth 1 -printf '%p %y %m %U:%G %T@ %l\n' | LC_ALL=C sort); }
+diff <(listing "$work/check-berth") <(listing "$work/check-umoci/rootfs") >"$work/meta.diff" ||
+    { echo "berth and umoci unpacked different metadata:" >&2; head -20 "$work/meta.diff" >&2; exit 1; }
 [[ $("$berth_bin" "$blob" "$work/check-berth2" | sed -n 's/^diff_id //p') == "sha256:$diff_id" ]] ||
     { echo "berth reported a wrong diff id" >&2; exit 1; }
 sync

@@ -5,7 +5,7 @@
 //! are read to their very end so that the digests cover every byte. The caller compares the
 //! digests with what it expected and deletes the directory on a mismatch.
 //!
-//! Safety against hostile archives (see [`safe_path`] and [`entries`]):
+//! Safety against hostile archives (see `safe_path.rs` and `entries.rs`):
 //! - Paths are normalized lexically first: a leading `/` is dropped (docker does the same) and
 //!   `..` is **clamped at the layer root**, the semantics of `RESOLVE_IN_ROOT` and containerd:
 //!   `../../etc/x` and `/etc/x` both land in `DEST/etc/x`, never outside.
@@ -17,10 +17,22 @@
 //! - The last component is created relative to the parent fd without following it, hard link
 //!   targets are resolved in the root too, and a file larger than the free space of `DEST`'s
 //!   filesystem is refused before anything is written.
-//! - Metadata records are capped ([`tar::MAX_META`]), a stream that ends early is an error, and
-//!   overlayfs' own xattrs are never taken from the archive.
+//! - Metadata records are capped (1 MiB), a stream that ends early (inside an entry, or without
+//!   the end-of-archive marker) is an error, and overlayfs' own xattrs are never taken from the
+//!   archive. Entries are never written through: an existing name is unlinked and created anew,
+//!   so a file hard-linked earlier is not changed behind its other names.
+//! - Later entries replace earlier ones of the same path; a directory over a directory merges.
 //!
-//! Whiteouts are converted to overlayfs form ([`whiteout`]).
+//! Whiteouts are converted to overlayfs form (`whiteout.rs`): `.wh.NAME` becomes a character
+//! device 0:0, `.wh..wh..opq` sets `trusted.overlay.opaque=y` on its directory.
+//!
+//! Speed: decompression and the blob hash run on the calling thread, the tar hash and the
+//! filesystem work on a helper thread (`pipe.rs`); the parent directory fd is cached between
+//! entries; file data is written straight from the stream buffers; buffers are reused, so the
+//! common entry allocates nothing.
+//!
+//! Not supported: GNU sparse entries and tar multi-volume types (errors), `LIBARCHIVE.xattr.*`
+//! records (ignored), unprivileged (rootless) unpacking (ownership needs `CAP_CHOWN`).
 
 mod entries;
 mod pipe;
