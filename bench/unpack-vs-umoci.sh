@@ -46,10 +46,11 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 echo "== building berth (release)" >&2
-(cd "$repo" && cargo build --release --example unpack_layer >&2)
+(cd "$repo" && cargo build --release --bin berth --example unpack_layer >&2)
 target_dir=$(cd "$repo" && cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 berth_bin=$target_dir/release/examples/unpack_layer
 [[ -x $berth_bin ]] || { echo "no $berth_bin after the build" >&2; exit 1; }
+berth_cli=$target_dir/release/berth
 
 echo "== building the rootfs" >&2
 rootfs=$work/rootfs
@@ -115,12 +116,16 @@ mkdir -p "$work/out"
 # starts for that run.
 hyperfine --warmup 1 --runs "$runs" --export-csv "$work/times.csv" \
     -n umoci "umoci unpack --image '$img:latest' '$work/out/umoci-'\$\$" \
-    -n berth "'$berth_bin' '$blob' '$work/out/berth-'\$\$ >/dev/null"
+    -n berth "'$berth_bin' '$blob' '$work/out/berth-'\$\$ >/dev/null" \
+    -n "berth image load" "BERTH_ROOT='$work/out/root-'\$\$ '$berth_cli' image load -q --name bench -i '$img'"
 
 median() { awk -F, -v n="$1" '$1 == n { print $4 }' "$work/times.csv"; }
 umoci_s=$(median umoci)
 berth_s=$(median berth)
 echo
 printf 'median umoci unpack : %8.3f s\n' "$umoci_s"
+load_s=$(median "berth image load")
 printf 'median berth unpack : %8.3f s\n' "$berth_s"
+printf 'median berth image load (unpack + verify + store): %8.3f s\n' "$load_s"
+awk -v b="$load_s" -v u="$umoci_s" 'BEGIN { printf "ratio berth image load/umoci: %8.3f\n", b / u }'
 awk -v b="$berth_s" -v u="$umoci_s" 'BEGIN { printf "ratio berth/umoci   : %8.3f  (%.1fx %s)\n", b / u, (b < u ? u / b : b / u), (b < u ? "faster" : "slower") }'

@@ -9,7 +9,14 @@ pkgs=(
     umoci            # the unpack benchmark's yardstick
     hyperfine        # benchmarks
     openssl          # signs tokens for the registry token-auth test
+    tmux             # a terminal for the -t tests (tests/tty.rs)
+    iputils-ping     # network tests ping between their own namespaces
+    iproute2         # ip netns, for the network tests
     jq curl ca-certificates
+    # The pure cgroup v2 tests (tests/cgroup_v2.rs, scripts/vm/run-in-v2-vm.sh) boot a qemu VM:
+    qemu-system-x86          # qemu-system-x86_64 (TCG; no KVM needed)
+    linux-image-cloud-amd64  # the guest kernel (/boot/vmlinuz-*) and its overlay/veth/bridge modules
+    cpio                     # packs the guest's busybox initramfs
 )
 missing=()
 for p in "${pkgs[@]}"; do

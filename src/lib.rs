@@ -4,7 +4,7 @@
 //! ([`options`]), the content-addressed image store with load/import/pull and safe layer
 //! unpacking ([`image`]), overlay roots assembled from shared image layers ([`rootfs`]), and
 //! the runtime: containers and their lifecycle ([`container`]), namespaces, mounts and the
-//! init process chain ([`isolate`]), and per-container cgroups ([`cgroup`]).
+//! init process chain ([`isolate`]), per-container cgroups ([`cgroup`]), and pseudo-terminals ([`tty`]).
 
 pub mod cgroup;
 pub mod container;
@@ -13,3 +13,4 @@ pub mod image;
 pub mod isolate;
 pub mod options;
 pub mod rootfs;
+pub mod tty;

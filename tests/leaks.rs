@@ -10,7 +10,10 @@ use container_env::{list, Env};
 use std::fs;
 
 fn mount_count() -> usize {
-    fs::read_to_string("/proc/self/mountinfo").expect("mountinfo").lines().count()
+    fs::read_to_string("/proc/self/mountinfo")
+        .expect("mountinfo")
+        .lines()
+        .count()
 }
 
 fn open_fds() -> usize {
@@ -38,7 +41,15 @@ fn two_hundred_run_rm_cycles_leave_no_mount_cgroup_netns_state_or_fd() {
     env.assert_nothing_left();
     assert_eq!(mount_count(), mounts, "mounts changed on the host");
     assert_eq!(open_fds(), fds, "file descriptors leaked into the caller");
-    assert_eq!(list(&env.root().join("layers")), layers, "image layers changed");
-    assert_eq!(list(&env.root().join("tmp")), Vec::<String>::new(), "store staging left");
+    assert_eq!(
+        list(&env.root().join("layers")),
+        layers,
+        "image layers changed"
+    );
+    assert_eq!(
+        list(&env.root().join("tmp")),
+        Vec::<String>::new(),
+        "store staging left"
+    );
     assert_eq!(list(&env.run_root().join("netns")), Vec::<String>::new());
 }

@@ -1,8 +1,26 @@
 //! berth-bridge: the network half of `berthd`.
 //!
-//! This crate will own everything that wires a container's network namespace into a bridge
-//! network: the netlink operations (bridges, veth pairs born inside the target namespace,
-//! addresses, routes, sysctls), IP address management with leases that persist atomically under
-//! the run root, the firewall (berth's own nftables table: masquerade, published ports as map
-//! elements, isolation between networks), the per-network DNS resolver, and the on-disk network
-//! store. It is filled in by the networking issue; today it only marks the seam.
+//! The library foundation of the agent (issue 4):
+//! - [`netlink`]: bridges, veth pairs whose container end is born inside the target namespace,
+//!   addresses, routes and the kernel settings that avoid known stalls; operations inside a
+//!   namespace run on a socket opened by a dedicated OS thread ([`netlink::NsThread`]);
+//! - [`ipam`]: per-network address management with leases persisted atomically under the run
+//!   root;
+//! - [`store`]: network definitions and their validation (names, CIDRs, overlaps with other
+//!   networks and host routes);
+//! - [`mac`]: MACs derived from IPv4 addresses, validation of user MACs.
+//!
+//! Still to come in this crate: the firewall (berth's own nftables table) and the DNS resolver.
+
+mod fsutil;
+pub mod ipam;
+pub mod mac;
+pub mod netlink;
+pub mod store;
+
+pub use ipam::{Ipam, IpamError, Lease, LeaseRequest, SubnetDef};
+pub use mac::{Mac, MacError};
+pub use netlink::{
+    host_veth_name, BridgeSpec, Netlink, NetlinkError, NsThread, VethAttached, VethSpec,
+};
+pub use store::{HostRoute, NetworkDef, NetworkSpec, NetworkStore, StoreError};

@@ -237,7 +237,7 @@ impl Cgroup {
         let mut made = Vec::new();
         for dir in &self.dirs {
             let existed = dir.is_dir();
-            if let Err(e) = create_chain(dir) {
+            if let Err(e) = create_chain(dir, self.version) {
                 for d in made.iter().rev() {
                     let _ = fs::remove_dir(d);
                 }
@@ -259,6 +259,17 @@ impl Cgroup {
         match self.version() {
             Version::V1 => self.dirs.iter().map(|d| d.join("tasks")).collect(),
             _ => Vec::new(),
+        }
+    }
+
+    /// Files through which a process moves itself (writing "0") into this cgroup in every
+    /// hierarchy, on v1 and v2 alike: v1 `tasks` (see [`Cgroup::self_join_files`]), v2
+    /// `cgroup.procs`. Used by `berth exec`, whose process has no parent inside the runtime
+    /// to move it.
+    pub fn join_files(&self) -> Vec<PathBuf> {
+        match self.version() {
+            Version::V1 => self.self_join_files(),
+            Version::V2 => self.dirs.iter().map(|d| d.join("cgroup.procs")).collect(),
         }
     }
 
@@ -368,18 +379,22 @@ fn remove_leaf(dir: &Path) -> Result<()> {
 
 /// `mkdir -p` of a cgroup directory. In a v1 cpuset hierarchy a new cgroup starts with empty
 /// `cpuset.cpus`/`cpuset.mems` and refuses processes (ENOSPC), so each level made here
-/// inherits its parent's values, as runc does.
-fn create_chain(dir: &Path) -> Result<()> {
+/// inherits its parent's values, as runc does. Not on v2: there an empty `cpuset.cpus` means
+/// "the parent's", and the root cgroup has no `cpuset.cpus` file to copy from.
+fn create_chain(dir: &Path, version: Version) -> Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
     if let Some(parent) = dir.parent() {
-        create_chain(parent)?;
+        create_chain(parent, version)?;
     }
     match fs::create_dir(dir) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
         Err(e) => return Err(CgroupError::io("create", dir, e)),
+    }
+    if version == Version::V2 {
+        return Ok(());
     }
     for file in ["cpuset.cpus", "cpuset.mems"] {
         let own = dir.join(file);

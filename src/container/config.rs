@@ -2,6 +2,7 @@
 //! `berth run`/`create`, with docker's rules.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// `PATH` when neither the image nor `-e` sets one (docker's default).
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -31,6 +32,16 @@ pub enum ConfigError {
     /// A bad security option, ulimit or mount (the message names it).
     #[error("{0}")]
     Security(String),
+    #[error("invalid --{flag} {value:?}: use {allowed}")]
+    NsMode {
+        flag: &'static str,
+        value: String,
+        allowed: &'static str,
+    },
+    #[error("invalid label {0:?}: use KEY=VALUE (or KEY) with a non-empty KEY and no NUL byte")]
+    InvalidLabel(String),
+    #[error("env file line {line}: {why}")]
+    EnvFile { line: usize, why: String },
 }
 
 /// Which network namespace the container gets.
@@ -52,6 +63,96 @@ impl NetworkMode {
             NetworkMode::Host => "host",
         }
     }
+}
+
+/// Whether the container gets its own PID or IPC namespace, or shares one (`--pid`, `--ipc`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NsMode {
+    #[default]
+    Private,
+    /// The host's.
+    Host,
+    /// Another container's, by full id once created (by the name the user gave before).
+    Container(String),
+}
+
+impl NsMode {
+    /// Parses `--pid` (`host`, `container:NAME`) or `--ipc` (also `private`, `shareable`:
+    /// both the default, as every berth IPC namespace can be joined).
+    pub fn parse(flag: &'static str, value: &str) -> Result<NsMode, ConfigError> {
+        let allowed = if flag == "ipc" {
+            "private, shareable, host or container:NAME"
+        } else {
+            "host or container:NAME"
+        };
+        let bad = || ConfigError::NsMode {
+            flag,
+            value: value.to_string(),
+            allowed,
+        };
+        match value {
+            "host" => Ok(NsMode::Host),
+            "" | "private" | "shareable" if flag == "ipc" => Ok(NsMode::Private),
+            "" if flag == "pid" => Ok(NsMode::Private),
+            v => match v.strip_prefix("container:") {
+                Some(name) if !name.is_empty() && !name.contains('\0') => {
+                    Ok(NsMode::Container(name.to_string()))
+                }
+                _ => Err(bad()),
+            },
+        }
+    }
+
+    /// docker's spelling in `inspect`: `private` (or ""), `host`, `container:<id>`.
+    pub fn to_docker(&self, private: &str) -> String {
+        match self {
+            NsMode::Private => private.to_string(),
+            NsMode::Host => "host".to_string(),
+            NsMode::Container(id) => format!("container:{id}"),
+        }
+    }
+}
+
+/// Parses a docker env file (`--env-file`): one `KEY=VALUE` a line, taken literally (no
+/// quotes, no expansion); blank lines and lines starting with `#` are skipped; leading
+/// whitespace is dropped; a bare `KEY` is returned as is and takes the caller's value (and is
+/// left out when the caller has none), as `-e KEY` does.
+pub fn parse_env_file(text: &str) -> Result<Vec<String>, ConfigError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut out = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let bad = |why: String| ConfigError::EnvFile { line: i + 1, why };
+        let key = line.split_once('=').map_or(line, |(k, _)| k);
+        if key.is_empty() {
+            return Err(bad(format!("no variable name in {line:?}")));
+        }
+        if key.chars().any(char::is_whitespace) {
+            return Err(bad(format!("variable {key:?} contains whitespace")));
+        }
+        if line.contains('\0') {
+            return Err(bad(format!("variable {key:?} contains a NUL byte")));
+        }
+        out.push(line.to_string());
+    }
+    Ok(out)
+}
+
+/// Parses `--label KEY=VALUE` (or `KEY`, an empty value).
+pub fn parse_labels(specs: &[String]) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut labels = BTreeMap::new();
+    for spec in specs {
+        let (k, v) = spec.split_once('=').unwrap_or((spec.as_str(), ""));
+        if k.is_empty() || spec.contains('\0') {
+            return Err(ConfigError::InvalidLabel(spec.clone()));
+        }
+        labels.insert(k.to_string(), v.to_string());
+    }
+    Ok(labels)
 }
 
 /// The parts of a docker/OCI image config the runtime uses (`config` in the config blob).
@@ -124,6 +225,14 @@ pub struct CreateOptions {
     pub stop_signal: Option<String>,
     /// `--stop-timeout` in seconds (default 10).
     pub stop_timeout: Option<u32>,
+    /// `--pid` (`host`, `container:NAME`); `None` is a private PID namespace.
+    pub pid: Option<String>,
+    /// `--ipc` (`private`, `shareable`, `host`, `container:NAME`).
+    pub ipc: Option<String>,
+    /// `--label KEY=VALUE`.
+    pub labels: Vec<String>,
+    /// `-t`: the container's stdio is a pseudo-terminal.
+    pub tty: bool,
 }
 
 /// The container's configuration as stored in its record.
@@ -148,6 +257,15 @@ pub struct ContainerConfig {
     pub init: bool,
     #[serde(default)]
     pub stop_timeout: Option<u32>,
+    #[serde(default)]
+    pub pid_mode: NsMode,
+    #[serde(default)]
+    pub ipc_mode: NsMode,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// `-t`: a pseudo-terminal for stdio (kept for `start`, as docker's Config.Tty).
+    #[serde(default)]
+    pub tty: bool,
 }
 
 impl ContainerConfig {
@@ -214,15 +332,7 @@ impl ContainerConfig {
         for e in image.env.iter().flatten() {
             set_env(&mut env, e.clone())?;
         }
-        for e in &opts.env {
-            if e.contains('=') {
-                set_env(&mut env, e.clone())?;
-            } else if let Some(v) = host_env(e) {
-                set_env(&mut env, format!("{e}={v}"))?;
-            } else if e.is_empty() {
-                return Err(ConfigError::InvalidEnv(e.clone()));
-            }
-        }
+        merge_env(&mut env, &opts.env, host_env)?;
         if !env.iter().any(|e| e.starts_with("PATH=")) {
             env.push(DEFAULT_PATH.to_string());
         }
@@ -244,6 +354,16 @@ impl ContainerConfig {
             security,
             init: opts.init,
             stop_timeout: opts.stop_timeout,
+            pid_mode: opts
+                .pid
+                .as_deref()
+                .map_or(Ok(NsMode::Private), |v| NsMode::parse("pid", v))?,
+            ipc_mode: opts
+                .ipc
+                .as_deref()
+                .map_or(Ok(NsMode::Private), |v| NsMode::parse("ipc", v))?,
+            labels: parse_labels(&opts.labels)?,
+            tty: opts.tty,
         })
     }
 
@@ -261,6 +381,33 @@ fn no_nul(what: &'static str, value: &str) -> Result<(), ConfigError> {
         });
     }
     Ok(())
+}
+
+/// Applies `-e` entries to `env`: `KEY=VALUE` sets (replacing an earlier KEY), a bare `KEY`
+/// takes `host_env(KEY)` and is skipped when that is `None`.
+pub fn merge_env(
+    env: &mut Vec<String>,
+    entries: &[String],
+    host_env: impl Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    for e in entries {
+        if e.contains('=') {
+            set_env(env, e.clone())?;
+        } else if e.is_empty() || e.contains('\0') {
+            return Err(ConfigError::InvalidEnv(e.clone()));
+        } else if let Some(v) = host_env(e) {
+            set_env(env, format!("{e}={v}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Validates a working directory: absolute, no NUL.
+pub fn check_workdir(dir: &str) -> Result<(), ConfigError> {
+    if !dir.starts_with('/') {
+        return Err(ConfigError::RelativeWorkdir(dir.to_string()));
+    }
+    no_nul("working directory", dir)
 }
 
 /// Sets `KEY=VALUE` in `env`, replacing an earlier value of KEY.
@@ -404,6 +551,43 @@ mod tests {
         o.hostname = Some("a b".into());
         assert!(ContainerConfig::resolve(&empty, &o, ID, |_| None).is_err());
         assert!(ContainerConfig::resolve(&empty, &opts(&["a\0b"]), ID, |_| None).is_err());
+    }
+
+    #[test]
+    fn env_files_parse_like_docker() {
+        let text =
+            "\u{feff}# a comment\n\n  A=1\nB= spaced value \nBARE\n  # indented\nC=x=y\nD=\n";
+        let got = parse_env_file(text).unwrap();
+        assert_eq!(got, ["A=1", "B= spaced value ", "BARE", "C=x=y", "D="]);
+        let mut env = vec!["A=0".to_string()];
+        merge_env(&mut env, &got, |k| (k == "BARE").then(|| "host".into())).unwrap();
+        assert_eq!(env, ["A=1", "B= spaced value ", "BARE=host", "C=x=y", "D="]);
+        let mut env = Vec::new();
+        merge_env(&mut env, &["UNSET".to_string()], |_| None).unwrap();
+        assert!(env.is_empty(), "a bare key the caller lacks is left out");
+        for bad in ["=v\n", "MY VAR=1\n", "K V\n"] {
+            assert!(parse_env_file(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn ns_modes_and_labels() {
+        assert_eq!(NsMode::parse("pid", "host").unwrap(), NsMode::Host);
+        assert_eq!(
+            NsMode::parse("ipc", "container:web").unwrap(),
+            NsMode::Container("web".into())
+        );
+        assert_eq!(NsMode::parse("ipc", "shareable").unwrap(), NsMode::Private);
+        assert_eq!(NsMode::parse("ipc", "private").unwrap(), NsMode::Private);
+        for (flag, bad) in [("pid", "private"), ("pid", "container:"), ("ipc", "none")] {
+            assert!(NsMode::parse(flag, bad).is_err(), "--{flag} {bad}");
+        }
+        let l = parse_labels(&["a=1".into(), "b".into(), "c=x=y".into()]).unwrap();
+        assert_eq!(
+            (l["a"].as_str(), l["b"].as_str(), l["c"].as_str()),
+            ("1", "", "x=y")
+        );
+        assert!(parse_labels(&["=x".into()]).is_err());
     }
 
     #[test]

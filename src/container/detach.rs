@@ -13,12 +13,17 @@
 //! every line to the json log and, in the foreground, copies the bytes to its own stdout and
 //! stderr; with `-i` it copies its stdin into the container's stdin pipe, else the container
 //! reads /dev/null. The container never holds a file of the caller's.
+//!
+//! With `-t` the container's stdio is a pty that its init allocates in the container's devpts
+//! and whose master it sends back over a socketpair; the relay is then [`crate::tty::relay`],
+//! which logs everything as `stdout` (a terminal has one output stream, as with docker).
 
 use super::lifecycle::Runtime;
 use super::logs::{LogWriter, Stream};
 use super::state::{self, ContainerRecord, Status};
 use super::{ContainerError, CreateOptions, Result};
 use crate::isolate::{namespaces, StdioFds};
+use crate::tty::{self, PtyRequest};
 use rustix::fd::{AsRawFd, OwnedFd};
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -65,6 +70,13 @@ pub(super) struct Streams {
     stdout: Option<OwnedFd>,
     stderr: Option<OwnedFd>,
     stdin: Option<OwnedFd>,
+    /// `-t`: the socket on which the container's init sends the pty master.
+    console: Option<Console>,
+}
+
+struct Console {
+    socket: OwnedFd,
+    stdin: bool,
 }
 
 impl Streams {
@@ -86,6 +98,7 @@ impl Streams {
                 stdout: Some(out_r),
                 stderr: Some(err_r),
                 stdin: stdin_ours,
+                console: None,
             },
             StdioFds {
                 stdin: stdin_theirs,
@@ -95,10 +108,47 @@ impl Streams {
         ))
     }
 
+    /// `-t`: the socketpair for the container's pty (sized like the caller's terminal when
+    /// `echo`, a foreground run), and /dev/null as the container's stdio until its init puts
+    /// the pty's slave there. With `interactive` the relay copies our stdin into the pty.
+    pub fn tty(interactive: bool, echo: bool) -> Result<(Streams, StdioFds, PtyRequest)> {
+        let size = if echo {
+            tty::winsize::of_caller()
+        } else {
+            None
+        };
+        let (socket, request) = tty::pty::request(size)?;
+        let null = std::path::Path::new("/dev/null");
+        let open = || -> Result<OwnedFd> {
+            let f = File::open(null).map_err(|e| ContainerError::io("cannot open", null, e))?;
+            Ok(OwnedFd::from(f))
+        };
+        Ok((
+            Streams {
+                stdout: None,
+                stderr: None,
+                stdin: None,
+                console: Some(Console {
+                    socket,
+                    stdin: interactive,
+                }),
+            },
+            StdioFds {
+                stdin: open()?,
+                stdout: open()?,
+                stderr: open()?,
+            },
+            request,
+        ))
+    }
+
     /// Copies until the container has closed stdout and stderr (at the latest when its
     /// PID 1 exits: the kernel then kills the rest of its PID namespace). Log errors are
     /// reported once and do not stop the relay.
     pub fn relay(&mut self, log: &mut Option<LogWriter>, echo: bool) {
+        if let Some(console) = self.console.take() {
+            return relay_tty(console, log, echo);
+        }
         let mut our_stdin_open = self.stdin.is_some();
         let mut buf = vec![0u8; 64 * 1024];
         while self.stdout.is_some() || self.stderr.is_some() {
@@ -175,6 +225,33 @@ impl Streams {
         if let Some(w) = log.as_mut() {
             let _ = w.finish();
         }
+    }
+}
+
+/// The relay of a container with a pty: its output goes to the log as `stdout`.
+fn relay_tty(console: Console, log: &mut Option<LogWriter>, echo: bool) {
+    let master = match tty::pty::receive_master(&console.socket) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!("{e}");
+            return;
+        }
+    };
+    drop(console.socket);
+    let opts = tty::relay::Options {
+        stdin: console.stdin,
+        echo,
+    };
+    tty::relay::run(master, opts, |data| {
+        if let Some(w) = log.as_mut() {
+            if let Err(e) = w.write(Stream::Stdout, data) {
+                tracing::warn!("cannot write the container log: {e}");
+                *log = None;
+            }
+        }
+    });
+    if let Some(w) = log.as_mut() {
+        let _ = w.finish();
     }
 }
 

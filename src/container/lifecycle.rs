@@ -98,8 +98,9 @@ impl Runtime {
                 .ok()
                 .and_then(|h| h.into_string().ok());
         }
-        let config =
+        let mut config =
             ContainerConfig::resolve(&image_config, &opts, &cid, |k| std::env::var(k).ok())?;
+        super::exec::resolve_ns_targets(&mut config, &records)?;
 
         let dir = self.paths.container_dir(&cid);
         let containers = self.paths.containers_dir();
@@ -339,10 +340,14 @@ impl Runtime {
                 "WorkingDir": c.working_dir,
                 "Image": c.image,
                 "StopSignal": c.stop_signal,
+                "Labels": c.labels,
+                "Tty": c.tty,
             },
             "HostConfig": {
                 "NetworkMode": c.network.as_str(),
                 "AutoRemove": c.auto_remove,
+                "PidMode": c.pid_mode.to_docker(""),
+                "IpcMode": c.ipc_mode.to_docker("private"),
                 "CgroupParent": st.and_then(|s| s.cgroup_parent.clone()).unwrap_or_else(|| self.cgroup_parent.clone()),
             },
             "GraphDriver": {

@@ -5,6 +5,7 @@
 pub mod config;
 pub mod control;
 pub mod detach;
+pub mod exec;
 pub mod id;
 pub mod lifecycle;
 pub mod logs;
@@ -12,7 +13,8 @@ pub mod monitor;
 pub mod security;
 pub mod state;
 
-pub use config::{ContainerConfig, CreateOptions, NetworkMode};
+pub use config::{ContainerConfig, CreateOptions, NetworkMode, NsMode};
+pub use exec::ExecOptions;
 pub use lifecycle::{ContainerInfo, Runtime};
 pub use state::{ContainerRecord, RuntimeState, Status};
 
@@ -41,6 +43,10 @@ pub enum ContainerError {
     Busy(String),
     #[error("container {0} is not running")]
     NotRunning(String),
+    #[error(
+        "cannot share the {kind} namespace of container {name}: it is not running; start it first"
+    )]
+    ShareNotRunning { kind: &'static str, name: String },
     #[error("invalid signal {0:?}: use a name like TERM or SIGTERM, or a number like 15")]
     InvalidSignal(String),
     /// A detached start failed; the monitor reported why, with the exit code to return.
@@ -56,6 +62,8 @@ pub enum ContainerError {
     Cgroup(#[from] CgroupError),
     #[error(transparent)]
     Isolate(#[from] IsolateError),
+    #[error(transparent)]
+    Tty(#[from] crate::tty::TtyError),
     #[error("{action} {}: {source}", .path.display())]
     Io {
         action: &'static str,

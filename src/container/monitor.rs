@@ -108,6 +108,7 @@ impl Runtime {
         let mut spec = Spec {
             init: config.init,
             stdio: None,
+            tty: None,
             rootfs,
             hostname: config.hostname.clone(),
             argv: config.argv(),
@@ -115,6 +116,8 @@ impl Runtime {
             user: config.user.clone(),
             cwd: config.working_dir.clone(),
             new_netns,
+            pid_ns: self.shared_ns(&config.pid_mode, "pid")?,
+            ipc_ns: self.shared_ns(&config.ipc_mode, "ipc")?,
             cgroups: Some(layout),
             self_join: cgroup.self_join_files(),
             files: ETC_FILES
@@ -155,10 +158,17 @@ impl Runtime {
             LogWriter::open(&log_path)
                 .map_err(|e| ContainerError::io("cannot open", &log_path, e))?,
         );
-        let (mut streams, stdio) = Streams::new(attach.stdin)?;
+        let (mut streams, stdio) = if config.tty {
+            let (streams, stdio, pty) = Streams::tty(attach.stdin, attach.echo)?;
+            spec.tty = Some(pty);
+            (streams, stdio)
+        } else {
+            Streams::new(attach.stdin)?
+        };
         spec.stdio = Some(stdio);
         let spawned = isolate::spawn(&spec);
         spec.stdio = None; // the container's ends: only the container holds them now
+        spec.tty = None;
         let spawned = spawned?;
         let pid = spawned.pid();
         // Into the cgroup before the child does anything: a fork bomb is bounded from its

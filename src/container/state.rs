@@ -200,7 +200,10 @@ pub fn write_state(paths: &Paths, id: &str, state: &RuntimeState) -> Result<(), 
     let dir = paths.run_dir(id);
     fs::create_dir_all(&dir).map_err(|e| io_err("cannot create", &dir, e))?;
     let path = paths.state(id);
-    fsutil::write_json_atomic(&path, state).map_err(|e| io_err("cannot write", &path, e))
+    // Runtime state lives under the run root (tmpfs): no fsync needed, see write_atomic_volatile.
+    let data = serde_json::to_vec_pretty(state)
+        .map_err(|e| io_err("cannot encode", &path, std::io::Error::other(e)))?;
+    fsutil::write_atomic_volatile(&path, &data).map_err(|e| io_err("cannot write", &path, e))
 }
 
 /// Ids of every container directory (complete or not), sorted.

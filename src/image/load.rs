@@ -335,15 +335,9 @@ impl OciLayout<'_> {
         let config_bytes = self.read_verified(&m.config)?;
         let config = ConfigSummary::parse(&config_bytes).map_err(StoreError::from)?;
         check_os(&config, self.shown)?;
-        if config.rootfs.diff_ids.len() != m.layers.len() {
-            return Err(
-                StoreError::from(manifest::ManifestError::LayerCountMismatch {
-                    layers: m.layers.len(),
-                    diff_ids: config.rootfs.diff_ids.len(),
-                })
-                .into(),
-            );
-        }
+        config
+            .check_layer_count(m.layers.len())
+            .map_err(StoreError::from)?;
         let mut layers = Vec::new();
         for (layer, diff_id) in m.layers.iter().zip(&config.rootfs.diff_ids) {
             if !self.ingest.store().has_layer(diff_id) {
@@ -425,15 +419,9 @@ fn load_docker_save(
         let config_bytes = read_small(&inside(&entry.config)?)?;
         let config = ConfigSummary::parse(&config_bytes).map_err(StoreError::from)?;
         check_os(&config, shown)?;
-        if config.rootfs.diff_ids.len() != entry.layers.len() {
-            return Err(
-                StoreError::from(manifest::ManifestError::LayerCountMismatch {
-                    layers: entry.layers.len(),
-                    diff_ids: config.rootfs.diff_ids.len(),
-                })
-                .into(),
-            );
-        }
+        config
+            .check_layer_count(entry.layers.len())
+            .map_err(StoreError::from)?;
         let mut layers = Vec::new();
         for (file, diff_id) in entry.layers.iter().zip(&config.rootfs.diff_ids) {
             if !ingest.store().has_layer(diff_id) {

@@ -290,6 +290,18 @@ pub struct RootFs {
 }
 
 impl ConfigSummary {
+    /// An image's config lists one diff id per layer of its manifest; anything else is corrupt.
+    pub fn check_layer_count(&self, layers: usize) -> Result<(), ManifestError> {
+        if self.rootfs.diff_ids.len() == layers {
+            Ok(())
+        } else {
+            Err(ManifestError::LayerCountMismatch {
+                layers,
+                diff_ids: self.rootfs.diff_ids.len(),
+            })
+        }
+    }
+
     pub fn parse(bytes: &[u8]) -> Result<ConfigSummary, ManifestError> {
         serde_json::from_slice(bytes).map_err(|source| ManifestError::Malformed {
             what: "image config",

@@ -31,12 +31,12 @@ pub(super) const EXIT_SETUP: u8 = 125;
 pub(super) const EXIT_CANNOT_EXEC: u8 = 126;
 pub(super) const EXIT_NOT_FOUND: u8 = 127;
 
-struct Fail {
+pub(super) struct Fail {
     code: u8,
     msg: String,
 }
 
-fn setup(msg: impl Into<String>) -> Fail {
+pub(super) fn setup(msg: impl Into<String>) -> Fail {
     Fail {
         code: EXIT_SETUP,
         msg: msg.into(),
@@ -45,7 +45,13 @@ fn setup(msg: impl Into<String>) -> Fail {
 
 /// Runs in the child right after clone; never returns.
 pub(super) fn child_main(spec: &Spec, sync: OwnedFd, report: OwnedFd, mask: &libc::sigset_t) -> ! {
-    let result = std::panic::catch_unwind(AssertUnwindSafe(|| run(spec, sync, mask)));
+    guarded(report, || run(spec, sync, mask))
+}
+
+/// Runs a child's setup `f` (which ends in execve); on failure or panic, writes the exit code
+/// and message to the report pipe and exits with that code. Never returns.
+pub(super) fn guarded(report: OwnedFd, f: impl FnOnce() -> Result<Infallible, Fail>) -> ! {
+    let result = std::panic::catch_unwind(AssertUnwindSafe(f));
     let fail = match result {
         Ok(Ok(never)) => match never {},
         Ok(Err(fail)) => fail,
@@ -107,13 +113,59 @@ fn run(spec: &Spec, sync: OwnedFd, mask: &libc::sigset_t) -> Result<Infallible, 
         pivot_root::protect_paths(root.as_fd()).map_err(setup)?;
         drop(root);
     }
+    if let Some(tty) = &spec.tty {
+        // After pivot_root: the pty comes from the container's own devpts. Before the
+        // capabilities drop: the slave is handed to the container user (fchown).
+        let uid = if spec.user.is_empty() {
+            0
+        } else {
+            user::resolve(&spec.user).map_err(setup)?.uid
+        };
+        crate::tty::pty::attach_in_container(tty, uid).map_err(setup)?;
+    }
+    finish(
+        &Process {
+            argv: &spec.argv,
+            env: &spec.env,
+            user: &spec.user,
+            cwd: &spec.cwd,
+            create_cwd: true,
+            capabilities: spec.capabilities,
+            security: &spec.security,
+            init: spec.init,
+        },
+        mask,
+    )
+}
+
+/// The process to run once the container's filesystem view is in place: what the container's
+/// first process and `berth exec` have in common.
+pub(super) struct Process<'a> {
+    pub argv: &'a [String],
+    pub env: &'a [String],
+    /// `uid[:gid]` or `name[:group]`, looked up in the container; "" is root.
+    pub user: &'a str,
+    pub cwd: &'a str,
+    /// Create a missing working directory (the container's start does, as docker; exec not).
+    pub create_cwd: bool,
+    pub capabilities: u64,
+    pub security: &'a super::Security,
+    /// `--init`: fork the reaper right before execve.
+    pub init: bool,
+}
+
+/// rlimits, user, working directory, capabilities, no_new_privs, seccomp, execve: the last
+/// steps, run inside the container's namespaces with `/` already the container's root.
+pub(super) fn finish(spec: &Process<'_>, mask: &libc::sigset_t) -> Result<Infallible, Fail> {
     for limit in &spec.security.rlimits {
         limit.apply().map_err(setup)?;
     }
 
-    let exec_user = user::resolve(&spec.user).map_err(setup)?;
-    let env = final_env(&spec.env, &exec_user.home);
-    prepare_workdir(&spec.cwd)?;
+    let exec_user = user::resolve(spec.user).map_err(setup)?;
+    let env = final_env(spec.env, &exec_user.home);
+    if spec.create_cwd {
+        prepare_workdir(spec.cwd)?;
+    }
     // Seccomp goes on last, just before execve, so that the runtime's own calls need not be
     // in the profile; that needs no_new_privs. Without it the kernel wants CAP_SYS_ADMIN to
     // install a filter, which only this point (before the capabilities drop) still has, and
@@ -125,7 +177,7 @@ fn run(spec: &Spec, sync: OwnedFd, mask: &libc::sigset_t) -> Result<Infallible, 
     }
     user::limit_bounding_and_ambient(spec.capabilities).map_err(setup)?;
     user::switch_user(&exec_user, spec.capabilities).map_err(setup)?;
-    enter_workdir(&spec.cwd)?;
+    enter_workdir(spec.cwd)?;
     if nnp {
         rustix::thread::set_no_new_privs(true)
             .map_err(|e| setup(format!("cannot set no_new_privs: {e}")))?;
@@ -138,7 +190,7 @@ fn run(spec: &Spec, sync: OwnedFd, mask: &libc::sigset_t) -> Result<Infallible, 
         // Returns in the child; PID 1 stays as the reaper.
         super::reaper::fork_reaper().map_err(setup)?;
     }
-    exec(&program, argv0, &spec.argv, &env, mask, late_seccomp)
+    exec(&program, argv0, spec.argv, &env, mask, late_seccomp)
 }
 
 fn install_seccomp(programs: &[seccompiler::BpfProgram]) -> Result<(), Fail> {
@@ -148,7 +200,7 @@ fn install_seccomp(programs: &[seccompiler::BpfProgram]) -> Result<(), Fail> {
 
 /// Every signal back to its default action (an ignored SIGPIPE, as Rust programs start with,
 /// would otherwise survive execve).
-fn reset_signal_dispositions() {
+pub(super) fn reset_signal_dispositions() {
     for sig in 1..=libc::SIGRTMAX() {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP {
             continue;

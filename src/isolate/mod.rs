@@ -20,6 +20,7 @@
 //! runs.
 
 pub mod caps;
+pub mod exec;
 mod init;
 pub mod mounts;
 pub mod namespaces;
@@ -30,12 +31,13 @@ pub mod seccomp;
 pub mod syscalls;
 pub mod user;
 
+pub use exec::{spawn_exec, ExecSpec};
 pub use mounts::BindFile;
 pub use user::DOCKER_DEFAULT_CAPS;
 
 use crate::cgroup::Layout;
 use crate::rootfs::ContainerRootfs;
-use rustix::fd::{FromRawFd, OwnedFd};
+use rustix::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -55,10 +57,17 @@ pub struct Spec {
     pub user: String,
     pub cwd: String,
     pub new_netns: bool,
+    /// `--pid`: a new PID namespace (the default), the host's, or another container's.
+    pub pid_ns: NsShare,
+    /// `--ipc`: a new IPC namespace (the default), the host's, or another container's.
+    pub ipc_ns: NsShare,
     /// `--init`: PID 1 stays a minimal reaper ([`reaper`]) and the command runs as its child.
     pub init: bool,
     /// The container's stdin, stdout and stderr; `None` leaves the runtime's own.
     pub stdio: Option<StdioFds>,
+    /// `-t`: init allocates a pty in the container's devpts, makes it the controlling terminal
+    /// and fds 0-2 (replacing `stdio`), and sends the master back ([`crate::tty::pty`]).
+    pub tty: Option<crate::tty::PtyRequest>,
     /// The host's cgroup layout, to mount /sys/fs/cgroup inside; `None` leaves it out.
     pub cgroups: Option<Layout>,
     /// Files the child writes "0" to, to move itself into its cgroup before anything else
@@ -70,6 +79,30 @@ pub struct Spec {
     pub capabilities: u64,
     /// no_new_privs, seccomp, rlimits, user mounts, `--privileged` and `--read-only`.
     pub security: Security,
+}
+
+/// Whether a container gets a namespace of its own or shares one.
+#[derive(Debug, Default)]
+pub enum NsShare {
+    #[default]
+    New,
+    /// The runtime's own (the host's).
+    Host,
+    /// The namespace behind this fd (`/proc/<pid>/ns/*` of another container's process).
+    Join(OwnedFd),
+}
+
+impl NsShare {
+    pub fn is_new(&self) -> bool {
+        matches!(self, NsShare::New)
+    }
+
+    fn target(&self) -> Option<BorrowedFd<'_>> {
+        match self {
+            NsShare::Join(fd) => Some(fd.as_fd()),
+            _ => None,
+        }
+    }
 }
 
 /// The security options of a container, ready for init.
@@ -270,6 +303,28 @@ fn kill_and_reap(pid: i32) {
 /// user's, until [`Spawned::start`]: the caller puts it into its cgroup first. Dropping the
 /// `Spawned` without starting kills and reaps the child.
 pub fn spawn(spec: &Spec) -> Result<Spawned, IsolateError> {
+    let flags = namespaces::clone_flags(spec.new_netns, spec.pid_ns.is_new(), spec.ipc_ns.is_new());
+    let mut join = Vec::new();
+    if let Some(fd) = spec.pid_ns.target() {
+        join.push((fd, libc::CLONE_NEWPID));
+    }
+    if let Some(fd) = spec.ipc_ns.target() {
+        join.push((fd, libc::CLONE_NEWIPC));
+    }
+    fork_child(flags, &join, |sync_r, report_w, old| {
+        init::child_main(spec, sync_r, report_w, old)
+    })
+}
+
+/// clone(2)s a child into `flags`' new namespaces and, for the clone, into the namespaces
+/// `join` names (see [`namespaces::JoinForClone`]); the child runs `child` with the read end
+/// of the sync pipe, the write end of the report pipe and the signal mask to restore before
+/// execve. Forwarded signals are blocked across the clone.
+fn fork_child(
+    flags: libc::c_int,
+    join: &[(BorrowedFd<'_>, libc::c_int)],
+    child: impl FnOnce(OwnedFd, OwnedFd, &libc::sigset_t) -> std::convert::Infallible,
+) -> Result<Spawned, IsolateError> {
     if namespaces::is_multithreaded() {
         return Err(IsolateError::MultiThreaded);
     }
@@ -283,10 +338,26 @@ pub fn spawn(spec: &Spec) -> Result<Spawned, IsolateError> {
     let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
     // SAFETY: valid sets owned by this frame.
     unsafe { libc::sigprocmask(libc::SIG_BLOCK, &block, &mut old) };
-    let flags = namespaces::clone_flags(spec.new_netns);
+    let joined = match namespaces::JoinForClone::enter(join) {
+        Ok(j) => j,
+        Err(e) => {
+            // SAFETY: restores the mask saved above.
+            unsafe { libc::sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+            return Err(e);
+        }
+    };
     // SAFETY: the process is single-threaded (checked above), and the child below leaves only
-    // through child_main, which ends in execve or _exit.
-    let pid = match unsafe { namespaces::clone_fork(flags) } {
+    // through `child`, which ends in execve or _exit (it never returns).
+    let cloned = unsafe { namespaces::clone_fork(flags) };
+    if matches!(cloned, Ok(0)) {
+        drop(sync_w);
+        drop(report_r);
+        // `child` returns an uninhabited type: rustc sees the call itself as diverging.
+        #[allow(unreachable_code)]
+        match child(sync_r, report_w, &old) {}
+    }
+    drop(joined); // back in the parent's own namespaces
+    let pid = match cloned {
         Ok(pid) => pid,
         Err(e) => {
             // SAFETY: restores the mask saved above.
@@ -294,11 +365,6 @@ pub fn spawn(spec: &Spec) -> Result<Spawned, IsolateError> {
             return Err(IsolateError::Clone(e));
         }
     };
-    if pid == 0 {
-        drop(sync_w);
-        drop(report_r);
-        init::child_main(spec, sync_r, report_w, &old);
-    }
     drop(sync_r);
     drop(report_w);
     CHILD.store(pid, Ordering::SeqCst);
@@ -337,27 +403,16 @@ impl Spawned {
         }
         let mut report = Vec::new();
         if let Some(fd) = self.report.take() {
-            // An error here leaves `report` empty: judged below by whether the child lives.
+            // An error here (never seen on a pipe) leaves `report` empty, read as an exec.
             let _ = File::from(fd).read_to_end(&mut report);
         }
         self.pid = 0; // from here on, this function reaps the child or hands it on
         if report.is_empty() {
-            // EOF without a message: either execve succeeded (the close-on-exec pipe closed)
-            // or the child died before it could write. A dead child is already a zombie.
-            let mut status = 0;
-            // SAFETY: non-blocking waitpid on our own child.
-            let rc = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-            if rc == pid {
-                stop_forwarding();
-                let how = if libc::WIFSIGNALED(status) {
-                    format!("was killed by signal {}", libc::WTERMSIG(status))
-                } else {
-                    format!("exited with {}", libc::WEXITSTATUS(status))
-                };
-                return Err(IsolateError::Setup(format!(
-                    "the container process {how} before it could run the command"
-                )));
-            }
+            // EOF without a message: execve succeeded (the close-on-exec pipe closed). Every
+            // failure before it writes a report first, so a child that is already gone ran
+            // the command, which ended quickly: `Running::wait` reaps it and reports its
+            // status (checking with waitpid here raced fast commands into false setup errors).
+            // Only a signal before execve (none is sent by berth) would read as 128+N.
             return Ok(Running { pid });
         }
         let code = i32::from(report[0]);
@@ -390,6 +445,13 @@ pub struct Running {
 impl Running {
     pub fn pid(&self) -> i32 {
         self.pid
+    }
+
+    /// Lets the command run on unwatched (`exec -d`): it is neither waited for nor killed, and
+    /// signals are no longer forwarded to it. Returns its pid.
+    pub fn release(mut self) -> i32 {
+        stop_forwarding();
+        std::mem::replace(&mut self.pid, 0)
     }
 
     /// Waits for the command to end, passing SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and

@@ -12,13 +12,110 @@ use std::path::Path;
 /// child unshares it only after the parent has moved it into the container's cgroup, so that
 /// the namespace's root is that cgroup and `/proc/self/cgroup` reads `/` inside (a cgroup
 /// namespace made at clone time would be rooted at the runtime's own cgroup).
-pub fn clone_flags(new_netns: bool) -> libc::c_int {
-    let mut flags =
-        libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWPID;
+///
+/// A PID or IPC namespace that is shared (`--pid`/`--ipc host` or `container:NAME`) is left out:
+/// the child then inherits the caller's, which [`JoinForClone`] has pointed at the target.
+pub fn clone_flags(new_netns: bool, new_pidns: bool, new_ipcns: bool) -> libc::c_int {
+    let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWUTS;
+    if new_pidns {
+        flags |= libc::CLONE_NEWPID;
+    }
+    if new_ipcns {
+        flags |= libc::CLONE_NEWIPC;
+    }
     if new_netns {
         flags |= libc::CLONE_NEWNET;
     }
     flags
+}
+
+/// The namespaces `berth exec` joins, in the order it joins them, with their setns types.
+/// The mount namespace is last (after it, paths are the container's); the PID namespace is
+/// joined by the parent before it forks ([`JoinForClone`]), since `setns(CLONE_NEWPID)` only
+/// places the caller's future children. The user namespace is not used by berth.
+pub const EXEC_NAMESPACES: [(&str, libc::c_int); 6] = [
+    ("ipc", libc::CLONE_NEWIPC),
+    ("uts", libc::CLONE_NEWUTS),
+    ("net", libc::CLONE_NEWNET),
+    ("cgroup", libc::CLONE_NEWCGROUP),
+    ("pid", libc::CLONE_NEWPID),
+    ("mnt", libc::CLONE_NEWNS),
+];
+
+/// Opens `/proc/<pid>/ns/<name>` (close-on-exec). `pid` 0 is this process.
+pub fn open_ns(pid: libc::pid_t, name: &str) -> Result<rustix::fd::OwnedFd, IsolateError> {
+    let path = if pid == 0 {
+        format!("/proc/self/ns/{name}")
+    } else {
+        format!("/proc/{pid}/ns/{name}")
+    };
+    rustix::fs::open(
+        path.as_str(),
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| IsolateError::io("cannot open the namespace", Path::new(&path), e.into()))
+}
+
+/// `setns(fd, nstype)` on the calling thread.
+pub fn setns(fd: rustix::fd::BorrowedFd<'_>, nstype: libc::c_int) -> io::Result<()> {
+    use rustix::fd::AsRawFd;
+    // SAFETY: setns(2) with an fd we borrow for the call and an integer type.
+    if unsafe { libc::setns(fd.as_raw_fd(), nstype) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Points the caller at other namespaces for the duration of a clone, and back on drop.
+///
+/// `setns(CLONE_NEWPID)` changes only the namespace the caller's *next children* are born in,
+/// so joining another container's PID namespace with the single-clone design means: the
+/// parent joins it right before clone and returns to its own right after. The IPC namespace
+/// is done the same way (the parent is in the target's for the few microseconds of the clone,
+/// and the child inherits it), so init needs no extra step. The caller must be
+/// single-threaded (setns acts on the calling thread only).
+pub struct JoinForClone {
+    restore: Vec<(rustix::fd::OwnedFd, libc::c_int)>,
+}
+
+impl JoinForClone {
+    /// Joins each `(target fd, type)`; on error, undoes what it did.
+    pub fn enter(
+        targets: &[(rustix::fd::BorrowedFd<'_>, libc::c_int)],
+    ) -> Result<JoinForClone, IsolateError> {
+        let mut guard = JoinForClone {
+            restore: Vec::new(),
+        };
+        for (fd, nstype) in targets {
+            let name = match *nstype {
+                libc::CLONE_NEWPID => "pid",
+                libc::CLONE_NEWIPC => "ipc",
+                _ => {
+                    return Err(IsolateError::Setup(format!(
+                        "cannot share namespace type {nstype:#x}"
+                    )))
+                }
+            };
+            let own = open_ns(0, name)?;
+            setns(*fd, *nstype).map_err(|e| {
+                IsolateError::Setup(format!("cannot join the {name} namespace to share: {e}"))
+            })?;
+            guard.restore.push((own, *nstype));
+        }
+        Ok(guard)
+    }
+}
+
+impl Drop for JoinForClone {
+    fn drop(&mut self) {
+        use rustix::fd::AsFd;
+        for (fd, nstype) in self.restore.drain(..).rev() {
+            if let Err(e) = setns(fd.as_fd(), nstype) {
+                tracing::error!("cannot return to berth's own namespace ({nstype:#x}): {e}");
+            }
+        }
+    }
 }
 
 /// Whether this process has more than one thread. clone(2) copies only the calling thread: a

@@ -56,8 +56,16 @@ pub(super) fn fork_reaper() -> Result<(), String> {
     }
     if child == 0 {
         // Its own process group, so that the reaper can signal it with all its children.
-        // SAFETY: setpgid on ourselves.
-        unsafe { libc::setpgid(0, 0) };
+        // With a pty (`-t`), that group is the terminal's foreground group, so that ^C reaches
+        // the command directly (as tini does); every signal is blocked here, so tcsetpgrp
+        // from what is still a background group does not stop us with SIGTTOU.
+        // SAFETY: setpgid, isatty and tcsetpgrp act on ourselves and our own stdin.
+        unsafe {
+            libc::setpgid(0, 0);
+            if libc::isatty(0) == 1 {
+                libc::tcsetpgrp(0, libc::getpid());
+            }
+        }
         return Ok(());
     }
     reap_loop(child, &all)

@@ -73,6 +73,23 @@ pub struct ContainerFlags {
     /// Mount the container's root filesystem read-only.
     #[arg(long)]
     read_only: bool,
+    /// PID namespace: `host`, or `container:NAME` to share another container's.
+    #[arg(long, value_name = "MODE")]
+    pid: Option<String>,
+    /// IPC namespace: `private` (default), `shareable`, `host`, or `container:NAME`.
+    #[arg(long, value_name = "MODE")]
+    ipc: Option<String>,
+    /// Read environment variables from a file (KEY=VALUE lines, `#` comments, bare KEY takes
+    /// berth's value); -e flags win.
+    #[arg(long, value_name = "FILE")]
+    env_file: Vec<String>,
+    /// Set a label (KEY=VALUE).
+    #[arg(short = 'l', long = "label", value_name = "KEY=VALUE")]
+    label: Vec<String>,
+    /// Allocate a pseudo-terminal for the container's stdio (with -i the caller's terminal
+    /// goes raw while attached).
+    #[arg(short = 't', long)]
+    tty: bool,
     /// Print help.
     #[arg(long, action = ArgAction::Help)]
     help: Option<bool>,
@@ -92,12 +109,12 @@ enum Network {
 }
 
 impl ContainerFlags {
-    fn options(&self) -> CreateOptions {
-        CreateOptions {
+    fn options(&self) -> berth::container::Result<CreateOptions> {
+        Ok(CreateOptions {
             image: self.command.first().cloned().unwrap_or_default(),
             args: self.command.get(1..).unwrap_or(&[]).to_vec(),
             name: self.name.clone(),
-            env: self.env.clone(),
+            env: crate::exec::env_with_files(&self.env_file, &self.env)?,
             workdir: self.workdir.clone(),
             hostname: self.hostname.clone(),
             entrypoint: self.entrypoint.clone(),
@@ -118,7 +135,11 @@ impl ContainerFlags {
             volumes: self.volume.clone(),
             tmpfs: self.tmpfs.clone(),
             read_only: self.read_only,
-        }
+            tty: self.tty,
+            pid: self.pid.clone(),
+            ipc: self.ipc.clone(),
+            labels: self.label.clone(),
+        })
     }
 }
 
@@ -195,7 +216,7 @@ pub struct InspectArgs {
 }
 
 /// Prints a runtime error and returns its exit code (125, or 126/127 for exec failures).
-fn fail(e: berth::container::ContainerError) -> i32 {
+pub(crate) fn fail(e: berth::container::ContainerError) -> i32 {
     eprintln!("berth: {e}");
     e.exit_code()
 }
@@ -205,7 +226,10 @@ pub fn run(g: &GlobalOptions, a: &RunArgs) -> Result<i32> {
         Ok(r) => r,
         Err(e) => return Ok(fail(e)),
     };
-    let opts = a.flags.options();
+    let opts = match a.flags.options() {
+        Ok(o) => o,
+        Err(e) => return Ok(fail(e)),
+    };
     if a.detach {
         return match runtime.run_detached(&opts) {
             Ok(id) => {
@@ -219,7 +243,7 @@ pub fn run(g: &GlobalOptions, a: &RunArgs) -> Result<i32> {
 }
 
 pub fn create(g: &GlobalOptions, a: &CreateArgs) -> Result<i32> {
-    let created = Runtime::from_options(g).and_then(|r| r.create(&a.flags.options()));
+    let created = Runtime::from_options(g).and_then(|r| r.create(&a.flags.options()?));
     match created {
         Ok(record) => {
             writeln!(io::stdout(), "{}", record.id)?;
@@ -359,6 +383,7 @@ fn ps_json(info: &ContainerInfo) -> Value {
         "Status": status_text(info),
         "ExitCode": st.and_then(|s| s.exit_code),
         "Pid": if info.status == Status::Running { st.map_or(0, |s| s.pid) } else { 0 },
+        "Labels": r.config.labels,
     })
 }
 

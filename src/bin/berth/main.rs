@@ -4,6 +4,7 @@
 //! Exit codes: 0 success, 1 a command failed (as docker's image commands do), 2 bad usage.
 
 mod containers;
+mod exec;
 mod images;
 mod lifecycle;
 mod pull;
@@ -67,6 +68,10 @@ enum Command {
     Ps(containers::PsArgs),
     /// Show containers in detail, as JSON.
     Inspect(containers::InspectArgs),
+    /// Run a command in a running container.
+    Exec(exec::ExecArgs),
+    /// Show the processes of a running container.
+    Top(exec::TopArgs),
 }
 
 fn main() -> ExitCode {
@@ -92,6 +97,8 @@ fn main() -> ExitCode {
         Command::Rm(a) => containers::remove(&cli.global, a),
         Command::Ps(a) => containers::ps(&cli.global, a),
         Command::Inspect(a) => containers::inspect(&cli.global, a),
+        Command::Exec(a) => exec::exec(&cli.global, a),
+        Command::Top(a) => exec::top(&cli.global, a),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),

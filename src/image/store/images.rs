@@ -1,11 +1,12 @@
 //! Image records, tags, name resolution, removal and garbage collection.
 
 use super::{
-    display_tag, ImageRecord, ImageSummary, IoContext, Removal, Result, Store, StoreError, Tags,
+    display_tag, read_json, ImageRecord, ImageSummary, IoContext, Removal, Result, Store,
+    StoreError, Tags,
 };
 use crate::fsutil::{self, FileLock};
 use crate::image::digest::Digest;
-use crate::image::manifest::{ConfigSummary, ManifestError};
+use crate::image::manifest::ConfigSummary;
 use crate::image::reference::{InvalidReference, Reference};
 use std::collections::BTreeSet;
 use std::fs;
@@ -18,17 +19,8 @@ impl Store {
     }
 
     pub fn image(&self, id: &Digest) -> Result<ImageRecord> {
-        let path = self.image_path(id);
-        let data = fs::read(&path).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => StoreError::NoSuchImage(id.to_string()),
-            _ => StoreError::Io {
-                path: path.clone(),
-                source: e,
-            },
-        })?;
-        serde_json::from_slice(&data).map_err(|e| StoreError::Io {
-            path,
-            source: io::Error::other(e),
+        read_json(&self.image_path(id), || {
+            StoreError::NoSuchImage(id.to_string())
         })
     }
 
@@ -74,14 +66,7 @@ impl Store {
         manifest: Option<&[u8]>,
         tags: &[Reference],
     ) -> Result<ImageRecord> {
-        let summary = ConfigSummary::parse(config)?;
-        if summary.rootfs.diff_ids.len() != record.layers.len() {
-            return Err(ManifestError::LayerCountMismatch {
-                layers: record.layers.len(),
-                diff_ids: summary.rootfs.diff_ids.len(),
-            }
-            .into());
-        }
+        ConfigSummary::parse(config)?.check_layer_count(record.layers.len())?;
         let _lock = self.lock()?;
         for layer in &record.layers {
             if !self.has_layer(&layer.diff_id) {

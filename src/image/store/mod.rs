@@ -312,17 +312,7 @@ impl Store {
 
     pub fn layer_info(&self, diff_id: &Digest) -> Result<LayerInfo> {
         let path = self.layer_root(diff_id).join("layer.json");
-        let data = fs::read(&path).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => StoreError::MissingLayer(diff_id.clone()),
-            _ => StoreError::Io {
-                path: path.clone(),
-                source: e,
-            },
-        })?;
-        serde_json::from_slice(&data).map_err(|e| StoreError::Io {
-            path,
-            source: io::Error::other(e),
-        })
+        read_json(&path, || StoreError::MissingLayer(diff_id.clone()))
     }
 
     /// The layer's short link, relative to [`Store::layers_dir`] (`l/<link>`); recreates the
@@ -478,6 +468,29 @@ impl Store {
             .map(|l| self.layer_link(&l.diff_id))
             .collect()
     }
+}
+
+/// Reads a JSON record of the store; a missing file becomes the error `missing` makes.
+fn read_json<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    missing: impl FnOnce() -> StoreError,
+) -> Result<T> {
+    let data = match fs::read(path) {
+        Ok(data) => data,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(missing()),
+        Err(e) => {
+            return Err(StoreError::Io {
+                path: path.to_path_buf(),
+                source: e,
+            })
+        }
+    };
+    serde_json::from_slice(&data).map_err(|e| StoreError::Io {
+        path: path.to_path_buf(),
+        source: io::Error::other(format!(
+            "corrupt record ({e}); remove it or restore it from a backup"
+        )),
+    })
 }
 
 /// `docker.io/library/busybox:latest` → `busybox:latest`, for messages and tables.
