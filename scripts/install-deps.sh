@@ -12,6 +12,7 @@ pkgs=(
     tmux             # a terminal for the -t tests (tests/tty.rs)
     iputils-ping     # network tests ping between their own namespaces
     iproute2         # ip netns, for the network tests
+    nftables         # nft: berthd's firewall drives it (bridge/src/firewall), and its tests
     jq curl ca-certificates
     # The pure cgroup v2 tests (tests/cgroup_v2.rs, scripts/vm/run-in-v2-vm.sh) boot a qemu VM:
     qemu-system-x86          # qemu-system-x86_64 (TCG; no KVM needed)

@@ -40,6 +40,12 @@ pub fn write_atomic_volatile(path: &Path, data: &[u8]) -> io::Result<()> {
     result
 }
 
+/// [`write_atomic_volatile`] of `value` as pretty JSON.
+pub fn write_json_atomic_volatile<T: serde::Serialize>(path: &Path, value: &T) -> io::Result<()> {
+    let data = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
+    write_atomic_volatile(path, &data)
+}
+
 /// Serializes `value` as pretty JSON and writes it atomically.
 pub fn write_json_atomic<T: serde::Serialize>(path: &Path, value: &T) -> io::Result<()> {
     let data = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;

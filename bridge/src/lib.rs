@@ -8,16 +8,24 @@
 //!   root;
 //! - [`store`]: network definitions and their validation (names, CIDRs, overlaps with other
 //!   networks and host routes);
-//! - [`mac`]: MACs derived from IPv4 addresses, validation of user MACs.
-//!
-//! Still to come in this crate: the firewall (berth's own nftables table) and the DNS resolver.
+//! - [`mac`]: MACs derived from IPv4 addresses, validation of user MACs;
+//! - [`dns`]: the per-network resolver on the gateway address (container names and aliases,
+//!   everything else forwarded to the host's resolvers);
+//! - [`firewall`]: berth's own nftables table (NAT, published ports as map elements,
+//!   isolation between networks), one transaction per change.
 
+pub mod dns;
+pub mod firewall;
 mod fsutil;
 pub mod ipam;
 pub mod mac;
 pub mod netlink;
 pub mod store;
 
+pub use dns::{host_upstreams, DnsError, DnsHandle, DnsServer, Records};
+pub use firewall::{
+    required_sysctls, Firewall, FirewallError, FwNetwork, FwState, PortMapping, Proto,
+};
 pub use ipam::{Ipam, IpamError, Lease, LeaseRequest, SubnetDef};
 pub use mac::{Mac, MacError};
 pub use netlink::{

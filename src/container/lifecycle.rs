@@ -111,7 +111,9 @@ impl Runtime {
             dir: Some(dir.clone()),
         };
         let image_id_path = self.paths.image_id(&cid);
-        fsutil::write_atomic(&image_id_path, image.id.to_string().as_bytes())
+        // The files below live in the new container directory and only count once the record
+        // (written last, durably unless --rm) exists: no fsync of their own.
+        fsutil::write_atomic_volatile(&image_id_path, image.id.to_string().as_bytes())
             .map_err(|e| ContainerError::io("cannot write", &image_id_path, e))?;
         ContainerRootfs::create(&dir, lowers)?;
         self.write_etc_files(&cid, &config)?;
@@ -143,7 +145,7 @@ impl Runtime {
         ];
         for (name, data) in files {
             let path = self.paths.etc_file(id, name);
-            fsutil::write_atomic(&path, &data)
+            fsutil::write_atomic_volatile(&path, &data)
                 .map_err(|e| ContainerError::io("cannot write", &path, e))?;
         }
         Ok(())

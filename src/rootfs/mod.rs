@@ -290,7 +290,9 @@ impl ContainerRootfs {
                 lowers: lowers.clone(),
             };
             let path = tmp.join(RECORD);
-            fsutil::write_json_atomic(&path, &record)
+            // Inside a directory that is renamed into place whole: no fsync needed for the
+            // reader's sake, and the container record above it is the durable publication.
+            fsutil::write_json_atomic_volatile(&path, &record)
                 .map_err(|e| RootfsError::io("cannot write", &path, e))?;
             fs::rename(&tmp, &dir).map_err(|e| match e.raw_os_error() {
                 Some(libc::EEXIST) | Some(libc::ENOTEMPTY) => {

@@ -419,8 +419,10 @@ fn mount_fds(
         let layer = open_dir(base.as_fd(), Path::new(rel), &full, DirRole::Layer)?;
         match fsconfig_set_fd(fs.as_fd(), "lowerdir+", layer.as_fd()) {
             Ok(()) => {}
-            // Before 6.8 `lowerdir+` is unknown; before 6.13 it takes strings only.
-            Err(Errno::INVAL) if i == 0 => {
+            // Before 6.8 `lowerdir+` is unknown; before 6.13 it takes strings only. Kernels
+            // whose overlayfs still uses the legacy mount context (6.1, Debian 12's) refuse any
+            // FSCONFIG_SET_FD with EOPNOTSUPP instead of EINVAL: fall back to mount(2) too.
+            Err(Errno::INVAL) | Err(Errno::OPNOTSUPP) if i == 0 => {
                 return Ok(FdOutcome::Unsupported(
                     kernel_messages(fs.as_fd()).join("; "),
                 ))
