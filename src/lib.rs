@@ -6,6 +6,8 @@
 //! the runtime: containers and their lifecycle ([`container`]), namespaces, mounts and the
 //! init process chain ([`isolate`]), per-container cgroups ([`cgroup`]), and pseudo-terminals ([`tty`]).
 
+pub mod agent;
+pub mod api;
 pub mod cgroup;
 pub mod container;
 pub mod fsutil;
