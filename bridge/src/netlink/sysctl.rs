@@ -25,6 +25,14 @@ pub fn write(key: &str, value: &str) -> Result<(), NetlinkError> {
     fs::write(&p, value).map_err(|source| NetlinkError::Sysctl { path: p, source })
 }
 
+/// Lets frames leave a bridge port through the port they came in on. A container reaching its
+/// own published port through a host address is DNAT'ed back to itself; with `br_netfilter`
+/// loaded that happens while the frame is bridged, and without hairpin mode the bridge drops it.
+pub fn enable_hairpin(port: &str) -> Result<(), NetlinkError> {
+    let p = PathBuf::from("/sys/class/net").join(port).join("brport/hairpin_mode");
+    fs::write(&p, "1").map_err(|source| NetlinkError::Sysctl { path: p, source })
+}
+
 /// Read the sysctl `key` (trimmed).
 pub fn read(key: &str) -> Result<String, NetlinkError> {
     let p = if key.contains('/') {

@@ -154,7 +154,11 @@ impl Netlink {
             });
         }
         drop(nsfd);
-        match self.configure_inside(spec, &ns, &inner).await {
+        let configured = match sysctl::enable_hairpin(&spec.host_ifname) {
+            Ok(()) => self.configure_inside(spec, &ns, &inner).await,
+            Err(e) => Err(e),
+        };
+        match configured {
             Ok(a) => Ok(a),
             Err(e) => {
                 if let Err(u) = self.delete_link(&spec.host_ifname).await {
