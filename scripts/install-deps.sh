@@ -14,6 +14,8 @@ pkgs=(
     iproute2         # ip netns, for the network tests
     nftables         # nft: berthd's firewall drives it (bridge/src/firewall), and its tests
     jq curl ca-certificates
+    prometheus       # promtool: metrics/tests/exposition.rs lints berthd's /metrics output
+                     # (`promtool check metrics`); the service it ships must not start (below)
     # The pure cgroup v2 tests (tests/cgroup_v2.rs, scripts/vm/run-in-v2-vm.sh) boot a qemu VM:
     qemu-system-x86          # qemu-system-x86_64 (TCG; no KVM needed)
     linux-image-cloud-amd64  # the guest kernel (/boot/vmlinuz-*) and its overlay/veth/bridge modules

@@ -12,8 +12,29 @@
 //!
 //! The runtime creates the cgroup and puts the container's first process into it **before**
 //! that process runs anything of the user's, so every later fork is accounted from the start.
-//! Only directories berth created are ever written to or removed: the leaf `<id>` is removed
-//! with the container, the parent chain stays (like docker's `/docker`). Limits come later.
+//! Only directories berth created are removed: the leaf `<id>` is removed with the container,
+//! the parent chain stays (like docker's `/docker`).
+//!
+//! **Limits** ([`limits`], [`plan`], [`priority`], [`units`]) are written into the leaf after
+//! it is created and before the container's first process is spawned, so the first fork is
+//! already bounded. berth writes the cgroup files itself rather than through cgroups-rs:
+//! the crate gets v2 wrong in exactly the places that matter here (raw shares into
+//! `cpu.weight`, docker's memory+swap and even swappiness into `memory.swap.max`,
+//! `io.bfq.weight` only, errors swallowed by `apply()`), and the files are few, documented
+//! kernel ABI and exact to check. On v2 the controllers a limit needs are enabled in every
+//! ancestor's `cgroup.subtree_control` (the leaf has no children and gets none); a controller
+//! that cannot be had is an error naming it and what to do, and a container that asks for no
+//! limits never needs one.
+
+mod apply;
+pub mod limits;
+pub mod plan;
+pub mod priority;
+pub mod units;
+
+pub use apply::{set_oom_score_adj, Prepared};
+pub use limits::{Host, LimitError, ResourceFlags, Resources};
+pub use priority::Priority;
 
 use std::fs;
 use std::io;
@@ -42,6 +63,22 @@ pub enum CgroupError {
     },
     #[error("cgroup {} still has processes after killing them: find them with `cat {}/cgroup.procs`", .path.display(), .path.display())]
     StillPopulated { path: PathBuf },
+    #[error("cannot apply {flag}: the {controller} cgroup controller is not available: {advice}")]
+    ControllerMissing {
+        controller: &'static str,
+        flag: &'static str,
+        advice: String,
+    },
+    #[error("cannot apply {flag}: {what}")]
+    Unsupported { flag: &'static str, what: String },
+    #[error("cannot apply {flag}: writing {value:?} to {}: {source}{hint}", .path.display())]
+    Write {
+        flag: &'static str,
+        path: PathBuf,
+        value: String,
+        source: io::Error,
+        hint: &'static str,
+    },
 }
 
 impl CgroupError {
@@ -182,6 +219,10 @@ pub struct Cgroup {
     rel: PathBuf,
     /// `<mount>/<rel>` for every hierarchy.
     dirs: Vec<PathBuf>,
+    /// The mount point of every hierarchy (same order as `dirs`).
+    mounts: Vec<PathBuf>,
+    /// The mount options (controllers) of every v1 hierarchy; empty on v2.
+    options: Vec<String>,
 }
 
 impl Cgroup {
@@ -204,6 +245,12 @@ impl Cgroup {
             version: layout.version,
             rel,
             dirs,
+            mounts: layout.hierarchies.iter().map(|h| h.mount.clone()).collect(),
+            options: layout
+                .hierarchies
+                .iter()
+                .map(|h| h.options.clone())
+                .collect(),
         })
     }
 

@@ -42,25 +42,49 @@ pub enum ConfigError {
     InvalidLabel(String),
     #[error("env file line {line}: {why}")]
     EnvFile { line: usize, why: String },
+    /// A bad resource flag (`--memory`, `--cpus`, …; the message names it).
+    #[error(transparent)]
+    Limit(#[from] crate::cgroup::LimitError),
+    /// A bad network flag (the message names it).
+    #[error("{0}")]
+    Network(String),
 }
 
 /// Which network namespace the container gets.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NetworkMode {
-    /// Its own network namespace with only a loopback interface (the default until `berthd`
-    /// brings bridge networks).
+    /// Its own network namespace with only a loopback interface (the default when berthd
+    /// does not run).
     #[default]
     None,
     /// The host's network namespace.
     Host,
+    /// Its own network namespace, attached by berthd to these networks at start (the first
+    /// gets eth0 and the default route, the next eth1, ...).
+    Bridge { networks: Vec<NetworkRequest> },
+}
+
+/// One network a container asks for (`--network`, `--ip`, `--ip6`, `--network-alias`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkRequest {
+    /// The network's name (berthd's default network's, when none was given).
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<std::net::IpAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip6: Option<std::net::IpAddr>,
+    #[serde(default)]
+    pub aliases: Vec<String>,
 }
 
 impl NetworkMode {
-    pub fn as_str(self) -> &'static str {
+    /// docker's HostConfig.NetworkMode: `none`, `host`, or the first network's name.
+    pub fn as_str(&self) -> &str {
         match self {
             NetworkMode::None => "none",
             NetworkMode::Host => "host",
+            NetworkMode::Bridge { networks } => networks.first().map_or("none", |n| &n.name),
         }
     }
 }
@@ -200,7 +224,15 @@ pub struct CreateOptions {
     pub hostname: Option<String>,
     /// `--entrypoint`: replaces the image's Entrypoint and clears its Cmd; `""` clears both.
     pub entrypoint: Option<String>,
-    pub network: NetworkMode,
+    /// `None` (no network flag): berthd's default network when berthd runs, else `none`
+    /// (see [`super::network`]).
+    pub network: Option<NetworkMode>,
+    /// `-p/--publish`, on the first network.
+    pub ports: Vec<crate::api::PortMapping>,
+    /// `--dns`.
+    pub dns: Vec<std::net::IpAddr>,
+    /// `--add-host NAME:IP`.
+    pub add_hosts: Vec<(String, std::net::IpAddr)>,
     pub user: Option<String>,
     /// `--rm`.
     pub auto_remove: bool,
@@ -233,6 +265,8 @@ pub struct CreateOptions {
     pub labels: Vec<String>,
     /// `-t`: the container's stdio is a pseudo-terminal.
     pub tty: bool,
+    /// `--cpus`, `--memory`, `--pids-limit`, `--priority`, … as given.
+    pub resources: crate::cgroup::ResourceFlags,
 }
 
 /// The container's configuration as stored in its record.
@@ -248,6 +282,15 @@ pub struct ContainerConfig {
     /// The image as the user named it.
     pub image: String,
     pub network: NetworkMode,
+    /// Published ports (on the first network).
+    #[serde(default)]
+    pub ports: Vec<crate::api::PortMapping>,
+    /// `--dns` servers (replace the default resolver).
+    #[serde(default)]
+    pub dns: Vec<std::net::IpAddr>,
+    /// `--add-host` entries of /etc/hosts.
+    #[serde(default)]
+    pub add_hosts: Vec<(String, std::net::IpAddr)>,
     pub stop_signal: Option<String>,
     pub auto_remove: bool,
     /// Capabilities, seccomp, no_new_privs, ulimits, mounts, `--privileged`, `--read-only`.
@@ -266,6 +309,10 @@ pub struct ContainerConfig {
     /// `-t`: a pseudo-terminal for stdio (kept for `start`, as docker's Config.Tty).
     #[serde(default)]
     pub tty: bool,
+    /// Resource limits and priority, applied to the cgroup before the first process runs
+    /// (changed by `berth update`).
+    #[serde(default)]
+    pub resources: crate::cgroup::Resources,
 }
 
 impl ContainerConfig {
@@ -301,6 +348,12 @@ impl ContainerConfig {
         }
 
         let security = super::security::SecurityConfig::from_options(opts)?;
+        let resources = if opts.resources.is_empty() {
+            crate::cgroup::Resources::default()
+        } else {
+            opts.resources.parse(&crate::cgroup::Host::detect())?
+        };
+        resources.validate()?;
 
         let working_dir = match (&opts.workdir, &image.working_dir) {
             (Some(w), _) => w.clone(),
@@ -345,7 +398,10 @@ impl ContainerConfig {
             cmd,
             working_dir,
             image: opts.image.clone(),
-            network: opts.network,
+            network: opts.network.clone().unwrap_or_default(),
+            ports: opts.ports.clone(),
+            dns: opts.dns.clone(),
+            add_hosts: opts.add_hosts.clone(),
             stop_signal: opts
                 .stop_signal
                 .clone()
@@ -364,6 +420,7 @@ impl ContainerConfig {
                 .map_or(Ok(NsMode::Private), |v| NsMode::parse("ipc", v))?,
             labels: parse_labels(&opts.labels)?,
             tty: opts.tty,
+            resources,
         })
     }
 

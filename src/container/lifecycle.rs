@@ -8,7 +8,7 @@
 
 use super::config::{ContainerConfig, CreateOptions, ImageConfig, NetworkMode};
 use super::state::{self, ContainerRecord, Paths, RuntimeState, Status};
-use super::{id, ContainerError, Result};
+use super::{id, network, ContainerError, Result};
 use crate::cgroup::Cgroup;
 use crate::fsutil::{self, FileLock};
 use crate::image::store::Store;
@@ -39,9 +39,6 @@ pub struct ContainerInfo {
 /// The files bind-mounted into every container's /etc.
 pub const ETC_FILES: [&str; 3] = ["hostname", "hosts", "resolv.conf"];
 
-const HOSTS_LOCAL: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
-fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n";
-
 impl Runtime {
     pub fn new(root: &Path, run_root: &Path, cgroup_parent: &str) -> Result<Runtime> {
         crate::cgroup::parse_parent(cgroup_parent)?;
@@ -65,6 +62,8 @@ impl Runtime {
     pub fn create(&self, opts: &CreateOptions) -> Result<ContainerRecord> {
         let name = opts.name.as_deref().map(id::validate_name).transpose();
         let name = name.map_err(ContainerError::InvalidName)?;
+        // berthd and its networks are checked before anything is created.
+        let network = self.resolve_network(opts.network.as_ref())?;
         let _lock = self.store.lock()?;
         let image = self.store.resolve(&opts.image)?;
         let image_config = ImageConfig::from_blob(&self.store.read_blob(&image.id)?)?;
@@ -93,7 +92,8 @@ impl Runtime {
         }
         // With the host's network the container also gets the host's name, as with docker.
         let mut opts = opts.clone();
-        if opts.network == NetworkMode::Host && opts.hostname.is_none() {
+        opts.network = Some(network);
+        if opts.network == Some(NetworkMode::Host) && opts.hostname.is_none() {
             opts.hostname = nix::unistd::gethostname()
                 .ok()
                 .and_then(|h| h.into_string().ok());
@@ -131,11 +131,31 @@ impl Runtime {
 
     fn write_etc_files(&self, id: &str, config: &ContainerConfig) -> Result<()> {
         let host_file = |p: &str| fs::read(p).unwrap_or_default();
-        let (hosts, resolv) = match config.network {
-            NetworkMode::Host => (host_file("/etc/hosts"), host_file("/etc/resolv.conf")),
+        let (hosts, resolv) = match &config.network {
+            NetworkMode::Host => {
+                let mut hosts = host_file("/etc/hosts");
+                for (h, ip) in &config.add_hosts {
+                    hosts.extend_from_slice(format!("{ip}\t{h}\n").as_bytes());
+                }
+                let resolv = if config.dns.is_empty() {
+                    host_file("/etc/resolv.conf")
+                } else {
+                    network::resolv_conf(config, None)
+                };
+                (hosts, resolv)
+            }
             NetworkMode::None => (
-                HOSTS_LOCAL.as_bytes().to_vec(),
-                b"# no network (--network none)\n".to_vec(),
+                network::hosts_file(config, "", &[]),
+                if config.dns.is_empty() {
+                    b"# no network (--network none)\n".to_vec()
+                } else {
+                    network::resolv_conf(config, None)
+                },
+            ),
+            // Rewritten in place at start, once berthd has given the addresses.
+            NetworkMode::Bridge { .. } => (
+                network::hosts_file(config, "", &[]),
+                network::resolv_conf(config, None),
             ),
         };
         let files = [
@@ -263,24 +283,33 @@ impl Runtime {
     /// container's lock. Keeps going past errors and returns the first.
     pub(super) fn destroy_locked(&self, id: &str) -> Result<()> {
         let mut first: Option<ContainerError> = None;
+        let mut clean = true;
         let mut note = |r: Result<()>| {
             if let Err(e) = r {
                 tracing::warn!(container = id, "{e}");
                 first.get_or_insert(e);
+                clean = false;
             }
+            clean
         };
         note(self.cgroup_of(id).and_then(|cg| {
             cg.kill_all()?;
             cg.remove()?;
             Ok(())
         }));
+        if let Ok(Some(r)) = state::read_record(&self.paths, id) {
+            if matches!(r.config.network, NetworkMode::Bridge { .. }) {
+                network::disconnect(&self.berthd(), id);
+            }
+        }
         note(namespaces::unbind_netns(&self.paths.netns(id)).map_err(Into::into));
         let dir = self.paths.container_dir(id);
         match ContainerRootfs::open(&dir) {
-            Ok(rootfs) => note(rootfs.remove().map_err(Into::into)),
-            Err(crate::rootfs::RootfsError::NotPrepared { .. }) => {}
+            // Unmounted here; the files go with the directory into the trash below.
+            Ok(rootfs) => note(rootfs.release().map_err(Into::into)),
+            Err(crate::rootfs::RootfsError::NotPrepared { .. }) => true,
             Err(e) => note(Err(e.into())),
-        }
+        };
         note(remove_tree(&self.paths.run_dir(id)));
         // The record goes first, so an interrupted removal never leaves a listed container
         // without its files; the rest of the directory (image-id last) follows.
@@ -291,7 +320,13 @@ impl Runtime {
             }
             _ => Ok(()),
         });
-        note(remove_tree(&dir));
+        // Only when everything before succeeded: if something is still mounted or running,
+        // delete nothing more, so nothing mounted into the container can lose files; `rm`
+        // again once the error is fixed.
+        if note(Ok(())) {
+            let trash = super::trash::Trash::new(&self.paths.root);
+            note(trash.discard(&dir).map_err(|e| ContainerError::io("cannot remove", &dir, e)));
+        }
         first.map_or(Ok(()), Err)
     }
 
@@ -315,7 +350,7 @@ impl Runtime {
             dirs.join(":")
         });
         let argv = c.argv();
-        json!({
+        let mut v = json!({
             "Id": r.id,
             "Created": r.created,
             "Name": r.name,
@@ -326,7 +361,7 @@ impl Runtime {
                 "Status": info.status.as_str(),
                 "Running": info.status == Status::Running,
                 "Dead": info.status == Status::Dead,
-                "OOMKilled": false,
+                "OOMKilled": st.is_some_and(|s| s.oom_killed),
                 "Pid": if info.status == Status::Running { st.map_or(0, |s| s.pid) } else { 0 },
                 "ExitCode": st.and_then(|s| s.exit_code).unwrap_or(0),
                 "Error": st.and_then(|s| s.error.clone()).unwrap_or_default(),
@@ -364,8 +399,17 @@ impl Runtime {
             "HostnamePath": self.paths.etc_file(&r.id, "hostname"),
             "HostsPath": self.paths.etc_file(&r.id, "hosts"),
             "ResolvConfPath": self.paths.etc_file(&r.id, "resolv.conf"),
-            "NetnsPath": (c.network == NetworkMode::None).then(|| self.paths.netns(&r.id)),
-        })
+            "NetworkSettings": self.network_settings(info),
+            "NetnsPath": (c.network != NetworkMode::Host).then(|| self.paths.netns(&r.id)),
+        });
+        // docker's resource fields sit directly in HostConfig.
+        if let (Some(host), Value::Object(res)) = (
+            v.get_mut("HostConfig").and_then(Value::as_object_mut),
+            c.resources.inspect(),
+        ) {
+            host.extend(res);
+        }
+        v
     }
 }
 

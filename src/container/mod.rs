@@ -10,10 +10,13 @@ pub mod id;
 pub mod lifecycle;
 pub mod logs;
 pub mod monitor;
+pub mod network;
 pub mod security;
 pub mod state;
+pub mod trash;
+mod update;
 
-pub use config::{ContainerConfig, CreateOptions, NetworkMode, NsMode};
+pub use config::{ContainerConfig, CreateOptions, NetworkMode, NetworkRequest, NsMode};
 pub use exec::ExecOptions;
 pub use lifecycle::{ContainerInfo, Runtime};
 pub use state::{ContainerRecord, RuntimeState, Status};
@@ -52,6 +55,9 @@ pub enum ContainerError {
     /// A detached start failed; the monitor reported why, with the exit code to return.
     #[error("{message}")]
     Start { code: i32, message: String },
+    /// berthd refused or could not be reached (its message says why and what to do).
+    #[error("{0}")]
+    Network(String),
     #[error(transparent)]
     Config(#[from] config::ConfigError),
     #[error(transparent)]

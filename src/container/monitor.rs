@@ -12,6 +12,7 @@ use super::config::{CreateOptions, NetworkMode};
 use super::detach::{Attach, Streams};
 use super::lifecycle::{now, Runtime, ETC_FILES};
 use super::logs::LogWriter;
+use super::network;
 use super::state::{self, ContainerRecord, RuntimeState, Status};
 use super::{ContainerError, Result};
 use crate::cgroup::{Cgroup, Layout};
@@ -24,12 +25,17 @@ use std::path::PathBuf;
 struct Teardown {
     cgroup: Option<Cgroup>,
     netns: Option<PathBuf>,
+    /// berthd, and the container id to detach from every network.
+    networks: Option<(crate::api::Client, String)>,
 }
 
 impl Teardown {
     /// Best effort: keeps going past errors, logs them, and returns the first.
     fn run(&mut self) -> Result<()> {
         let mut first: Option<ContainerError> = None;
+        if let Some((client, id)) = self.networks.take() {
+            network::disconnect(&client, &id);
+        }
         if let Some(path) = self.netns.take() {
             if let Err(e) = namespaces::unbind_netns(&path) {
                 tracing::warn!("{e}");
@@ -104,7 +110,7 @@ impl Runtime {
         let rootfs = ContainerRootfs::open(&self.paths.container_dir(id))?;
         let layout = Layout::detect()?;
         let cgroup = Cgroup::new(&layout, &self.cgroup_parent, id)?;
-        let new_netns = config.network == NetworkMode::None;
+        let new_netns = config.network != NetworkMode::Host;
         let mut spec = Spec {
             init: config.init,
             stdio: None,
@@ -138,6 +144,8 @@ impl Runtime {
         }
         cgroup.create()?;
         teardown.cgroup = Some(cgroup.clone());
+        // Limits before the first process exists: its first fork is already bounded.
+        cgroup.apply(&config.resources)?;
 
         let me = std::process::id() as i32;
         let mut st = RuntimeState {
@@ -151,6 +159,7 @@ impl Runtime {
             exit_code: None,
             error: None,
             cgroup_parent: Some(self.cgroup_parent.clone()),
+            oom_killed: false,
         };
 
         let log_path = self.paths.log(id);
@@ -177,10 +186,24 @@ impl Runtime {
         if spec.self_join.is_empty() {
             cgroup.add_pid(pid)?;
         }
+        // Before the go byte: every process of the container inherits it.
+        // A class's value is best effort (lowering it needs CAP_SYS_RESOURCE); a flag's is not.
+        if let Some(adj) = config.resources.effective_oom_score_adj() {
+            match crate::cgroup::set_oom_score_adj(pid, adj) {
+                Err(e) if config.resources.oom_score_adj.is_none() => tracing::warn!("{e}"),
+                r => r?,
+            }
+        }
         if new_netns {
             let path = self.paths.netns(id);
             namespaces::bind_netns(pid, &path)?;
             teardown.netns = Some(path);
+        }
+        // Wired before the go byte: the command starts with its network up. A failure
+        // detaches what was attached (the teardown) and kills the waiting child.
+        if let NetworkMode::Bridge { networks } = &config.network {
+            teardown.networks = Some((self.berthd(), id.clone()));
+            network::connect(self, id, &record.name, config, networks)?;
         }
         st.pid = pid;
         st.pid_start = state::process_start_time(pid).unwrap_or(0);
@@ -195,6 +218,8 @@ impl Runtime {
             Ok(status) => (status.code(), None),
             Err(e) => (e.exit_code(), Some(e.to_string())),
         };
+        // Read before the teardown removes the cgroup and its counters.
+        st.oom_killed = cgroup.oom_kills().is_some_and(|n| n > 0);
         let cleanup = teardown.run();
         st.status = Status::Exited;
         st.pid = 0;

@@ -130,6 +130,10 @@ pub struct RuntimeState {
     /// if the configured parent changed since.
     #[serde(default)]
     pub cgroup_parent: Option<String>,
+    /// The OOM killer killed a process of the container during its last run (inspect's
+    /// `State.OOMKilled`).
+    #[serde(default)]
+    pub oom_killed: bool,
 }
 
 impl RuntimeState {
@@ -273,6 +277,7 @@ mod tests {
             exit_code: None,
             error: None,
             cgroup_parent: None,
+            oom_killed: false,
         };
         assert_eq!(st.effective_status(), Status::Dead);
     }

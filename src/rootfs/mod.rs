@@ -28,6 +28,7 @@
 mod mounts;
 pub mod overlay;
 
+pub(crate) use mounts::remove_tree;
 pub use overlay::{mount_overlay, mount_overlay_with, MountApi, OVERLAY_MAX_LOWERS};
 
 use crate::fsutil;
@@ -409,8 +410,14 @@ impl ContainerRootfs {
     /// can never lose files through this call. The container directory itself is left to its
     /// owner.
     pub fn remove(self) -> Result<(), RootfsError> {
-        mounts::unmount_all_under(&self.dir)?;
+        self.release()?;
         mounts::remove_tree(&self.dir)
+    }
+
+    /// Unmounts everything under `fs/` and checks that nothing is mounted there any more, so
+    /// that the caller may delete the tree later (see `container::trash`).
+    pub fn release(&self) -> Result<(), RootfsError> {
+        mounts::unmount_all_under(&self.dir)
     }
 }
 

@@ -5,7 +5,8 @@
 //! 125 when berth itself fails; `create` also returns 125 on failure.
 
 use anyhow::Result;
-use berth::container::{ContainerInfo, CreateOptions, NetworkMode, Runtime, Status};
+use berth::container::network::{parse_flags, NetworkFlags};
+use berth::container::{ContainerInfo, CreateOptions, Runtime, Status};
 use berth::options::GlobalOptions;
 use clap::{ArgAction, Args, ValueEnum};
 use serde_json::{json, Value};
@@ -33,9 +34,29 @@ pub struct ContainerFlags {
     /// Replace the image's entrypoint (and clear its Cmd).
     #[arg(long, value_name = "CMD")]
     entrypoint: Option<String>,
-    /// Network: `none` (own namespace with loopback only) or `host`.
-    #[arg(long, value_enum, default_value_t = Network::None)]
-    network: Network,
+    /// Network: `none` (own namespace, loopback only), `host`, or a berthd network NAME
+    /// (repeatable: eth0, eth1, ...; `name=NAME,ip=IP,ip6=IP,alias=A` sets them per network).
+    /// Default: berthd's default network when berthd runs, else `none`.
+    #[arg(long, value_name = "NETWORK")]
+    network: Vec<String>,
+    /// Extra DNS name of the container on its (first) network.
+    #[arg(long = "network-alias", value_name = "NAME")]
+    network_alias: Vec<String>,
+    /// IPv4 address on the (first) network.
+    #[arg(long, value_name = "IP")]
+    ip: Option<String>,
+    /// IPv6 address on the (first) network.
+    #[arg(long, value_name = "IP")]
+    ip6: Option<String>,
+    /// Publish a container port on the host: [HOSTIP:]HOSTPORT:CTRPORT[/tcp|udp].
+    #[arg(short = 'p', long = "publish", value_name = "SPEC")]
+    publish: Vec<String>,
+    /// DNS server for the container's /etc/resolv.conf (replaces berthd's resolver).
+    #[arg(long, value_name = "IP")]
+    dns: Vec<String>,
+    /// Add a line to the container's /etc/hosts (NAME:IP).
+    #[arg(long = "add-host", value_name = "NAME:IP")]
+    add_host: Vec<String>,
     /// Run as uid[:gid] or name[:group].
     #[arg(short = 'u', long = "user", value_name = "USER")]
     user: Option<String>,
@@ -90,6 +111,8 @@ pub struct ContainerFlags {
     /// goes raw while attached).
     #[arg(short = 't', long)]
     tty: bool,
+    #[command(flatten)]
+    resources: crate::resources::ResourceArgs,
     /// Print help.
     #[arg(long, action = ArgAction::Help)]
     help: Option<bool>,
@@ -102,14 +125,17 @@ pub struct ContainerFlags {
     command: Vec<String>,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum Network {
-    None,
-    Host,
-}
-
 impl ContainerFlags {
     fn options(&self) -> berth::container::Result<CreateOptions> {
+        let net = parse_flags(&NetworkFlags {
+            networks: self.network.clone(),
+            aliases: self.network_alias.clone(),
+            ip: self.ip.clone(),
+            ip6: self.ip6.clone(),
+            publish: self.publish.clone(),
+            dns: self.dns.clone(),
+            add_hosts: self.add_host.clone(),
+        })?;
         Ok(CreateOptions {
             image: self.command.first().cloned().unwrap_or_default(),
             args: self.command.get(1..).unwrap_or(&[]).to_vec(),
@@ -118,10 +144,10 @@ impl ContainerFlags {
             workdir: self.workdir.clone(),
             hostname: self.hostname.clone(),
             entrypoint: self.entrypoint.clone(),
-            network: match self.network {
-                Network::None => NetworkMode::None,
-                Network::Host => NetworkMode::Host,
-            },
+            network: net.mode,
+            ports: net.ports,
+            dns: net.dns,
+            add_hosts: net.add_hosts,
             user: self.user.clone(),
             auto_remove: self.rm,
             init: self.init,
@@ -139,6 +165,7 @@ impl ContainerFlags {
             pid: self.pid.clone(),
             ipc: self.ipc.clone(),
             labels: self.label.clone(),
+            resources: self.resources.flags(),
         })
     }
 }

@@ -8,6 +8,7 @@ mod exec;
 mod images;
 mod lifecycle;
 mod pull;
+mod resources;
 
 use berth::options::GlobalOptions;
 use clap::{Parser, Subcommand};
@@ -72,6 +73,8 @@ enum Command {
     Exec(exec::ExecArgs),
     /// Show the processes of a running container.
     Top(exec::TopArgs),
+    /// Change the resource limits of running containers.
+    Update(resources::UpdateArgs),
 }
 
 fn main() -> ExitCode {
@@ -99,6 +102,7 @@ fn main() -> ExitCode {
         Command::Inspect(a) => containers::inspect(&cli.global, a),
         Command::Exec(a) => exec::exec(&cli.global, a),
         Command::Top(a) => exec::top(&cli.global, a),
+        Command::Update(a) => resources::update(&cli.global, a),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),
