@@ -15,7 +15,10 @@ pkgs=(
     nftables         # nft: berthd's firewall drives it (bridge/src/firewall), and its tests
     jq curl ca-certificates
     prometheus       # promtool: metrics/tests/exposition.rs lints berthd's /metrics output
-                     # (`promtool check metrics`); the service it ships must not start (below)
+                     # (`promtool check metrics`); tests/deploy.rs runs `promtool check config`,
+                     # `check rules`, `test rules` on deploy/prometheus and a real prometheus
+                     # server on 127.0.0.1; the service it ships must not start (below)
+    python3-yaml     # deploy/kubernetes/gen-prometheusrule.sh; tests/deploy.rs reads the YAML in deploy/
     # The pure cgroup v2 tests (tests/cgroup_v2.rs, scripts/vm/run-in-v2-vm.sh) boot a qemu VM:
     qemu-system-x86          # qemu-system-x86_64 (TCG; no KVM needed)
     linux-image-cloud-amd64  # the guest kernel (/boot/vmlinuz-*) and its overlay/veth/bridge modules

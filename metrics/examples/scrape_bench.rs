@@ -12,18 +12,43 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use berth_metrics::{fixture, CgroupDirs, CgroupPaths, Collector, CollectorOptions, ContainerInfo, FileReader};
+use berth_metrics::{
+    fixture, CgroupDirs, CgroupPaths, Collector, CollectorOptions, ContainerInfo, FileReader,
+};
 
 const SCRAPES: usize = 50;
 
 fn main() {
     let real = std::env::args().any(|a| a == "--real");
     let shm = Path::new("/dev/shm");
-    let base = if shm.is_dir() { tempfile::tempdir_in(shm) } else { tempfile::tempdir() }.expect("tmpdir");
+    let base = if shm.is_dir() {
+        tempfile::tempdir_in(shm)
+    } else {
+        tempfile::tempdir()
+    }
+    .expect("tmpdir");
     let (proc_root, sys_root) = (base.path().join("proc"), base.path().join("sys"));
     fixture::write_host(&proc_root, &sys_root).expect("host fixture");
-    println!("scrape_bench: {SCRAPES} scrapes each; fixture trees on {}", base.path().display());
-    println!("{:<10} {:>6} {:>10} {:>10} {:>12} {:>12} {:>7} {:>10} {:>9}", "kind", "N", "p50 ms", "p99 ms", "read-once ms", "(p99) ms", "ratio", "out KiB", "RSS MiB");
+    println!(
+        "scrape_bench: {SCRAPES} scrapes each; fixture trees on {}",
+        base.path().display()
+    );
+    println!("p50/p99: default collector (read threads, limits cached 10 s); 1-thr: one thread, limits read every");
+    println!("scrape; read-once: open+read every file the scrape reads, one thread (the floor); ratios vs read-once p50");
+    println!(
+        "{:<5} {:>5} {:>8} {:>8} {:>10} {:>10} {:>8} {:>8} {:>7} {:>8} {:>8}",
+        "kind",
+        "N",
+        "p50 ms",
+        "p99 ms",
+        "1-thr p50",
+        "once p50",
+        "once p99",
+        "1-thr/x",
+        "dflt/x",
+        "out KiB",
+        "RSS MiB"
+    );
     for version in ["v1", "v2"] {
         for n in [10usize, 100, 1000] {
             let root = base.path().join(format!("{version}-{n}"));
@@ -47,7 +72,10 @@ fn main() {
     if real {
         real_cgroups(&proc_root, &sys_root);
     }
-    println!("peak RSS (VmHWM): {:.1} MiB", status_kib("VmHWM") as f64 / 1024.0);
+    println!(
+        "peak RSS (VmHWM): {:.1} MiB",
+        status_kib("VmHWM") as f64 / 1024.0
+    );
 }
 
 fn info(i: usize, cgroup: CgroupPaths, pid: Option<i32>) -> ContainerInfo {
@@ -55,7 +83,10 @@ fn info(i: usize, cgroup: CgroupPaths, pid: Option<i32>) -> ContainerInfo {
         id: format!("{i:064x}"),
         name: format!("c{i}"),
         image: "registry.example/app:1.0".into(),
-        labels: vec![("com.example.team".into(), "blue".into()), ("tier".into(), "web".into())],
+        labels: vec![
+            ("com.example.team".into(), "blue".into()),
+            ("tier".into(), "web".into()),
+        ],
         cgroup,
         pid,
         start_time: 1.7e9 + i as f64,
@@ -70,16 +101,14 @@ fn run(kind: &str, containers: &[ContainerInfo], proc_root: &Path, sys_root: &Pa
         sys_root: sys_root.to_path_buf(),
         ..CollectorOptions::default()
     };
-    let mut c = Collector::new(opts);
-    let mut out_len = 0;
-    let scrape: Vec<Duration> = (0..SCRAPES + 2)
-        .map(|_| {
-            let t = Instant::now();
-            out_len = c.scrape(containers).len();
-            t.elapsed()
-        })
-        .skip(2) // warm-up: buffers grown, device names cached
-        .collect();
+    // The same work as reading every file once: one thread, limits read on every scrape.
+    let same_work = CollectorOptions {
+        read_threads: 1,
+        spec_max_age: Duration::ZERO,
+        ..opts.clone()
+    };
+    let (scrape, out_len) = time_scrapes(opts, containers);
+    let (scrape1, _) = time_scrapes(same_work, containers);
     let files = files_of(containers, proc_root);
     let mut r = FileReader::new();
     let once: Vec<Duration> = (0..SCRAPES)
@@ -94,19 +123,36 @@ fn run(kind: &str, containers: &[ContainerInfo], proc_root: &Path, sys_root: &Pa
         })
         .collect();
     let (p50, p99) = percentiles(scrape);
+    let (s50, _) = percentiles(scrape1);
     let (o50, o99) = percentiles(once);
     println!(
-        "{:<10} {:>6} {:>10.2} {:>10.2} {:>12.2} {:>12.2} {:>7.2} {:>10} {:>9.1}",
+        "{:<5} {:>5} {:>8.2} {:>8.2} {:>10.2} {:>10.2} {:>8.2} {:>8.2} {:>7.2} {:>8} {:>8.1}",
         kind,
         containers.len(),
         ms(p50),
         ms(p99),
+        ms(s50),
         ms(o50),
         ms(o99),
+        s50.as_secs_f64() / o50.as_secs_f64(),
         p50.as_secs_f64() / o50.as_secs_f64(),
         out_len / 1024,
         status_kib("VmRSS") as f64 / 1024.0
     );
+}
+
+fn time_scrapes(opts: CollectorOptions, containers: &[ContainerInfo]) -> (Vec<Duration>, usize) {
+    let mut c = Collector::new(opts);
+    let mut out_len = 0;
+    let times = (0..SCRAPES + 2)
+        .map(|_| {
+            let t = Instant::now();
+            out_len = c.scrape(containers).len();
+            t.elapsed()
+        })
+        .skip(2) // warm-up: buffers grown, device names cached
+        .collect();
+    (times, out_len)
 }
 
 /// Every file in the containers' cgroup directories, and their net/dev.
@@ -114,8 +160,17 @@ fn files_of(containers: &[ContainerInfo], proc_root: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     for c in containers {
         let dirs: Vec<&PathBuf> = match &c.cgroup.dirs {
-            CgroupDirs::V1 { cpu, cpuacct, memory, blkio, pids } => {
-                let mut v: Vec<&PathBuf> = [cpu, cpuacct, memory, blkio, pids].into_iter().flatten().collect();
+            CgroupDirs::V1 {
+                cpu,
+                cpuacct,
+                memory,
+                blkio,
+                pids,
+            } => {
+                let mut v: Vec<&PathBuf> = [cpu, cpuacct, memory, blkio, pids]
+                    .into_iter()
+                    .flatten()
+                    .collect();
                 v.dedup();
                 v
             }
@@ -139,12 +194,37 @@ fn files_of(containers: &[ContainerInfo], proc_root: &Path) -> Vec<PathBuf> {
 }
 
 const READ: &[&str] = &[
-    "cgroup.procs", "cpu.stat", "cpu.max", "cpu.weight", "memory.current", "memory.peak", "memory.stat",
-    "memory.swap.current", "memory.events", "memory.max", "memory.low", "memory.swap.max", "io.stat",
-    "pids.current", "pids.max", "cpu.pressure", "memory.pressure", "io.pressure", "cpuacct.usage",
-    "cpuacct.stat", "cpu.cfs_quota_us", "cpu.cfs_period_us", "cpu.shares", "memory.usage_in_bytes",
-    "memory.max_usage_in_bytes", "memory.failcnt", "memory.oom_control", "memory.limit_in_bytes",
-    "memory.soft_limit_in_bytes", "memory.memsw.limit_in_bytes", "blkio.throttle.io_service_bytes_recursive",
+    "cgroup.procs",
+    "cpu.stat",
+    "cpu.max",
+    "cpu.weight",
+    "memory.current",
+    "memory.peak",
+    "memory.stat",
+    "memory.swap.current",
+    "memory.events",
+    "memory.max",
+    "memory.low",
+    "memory.swap.max",
+    "io.stat",
+    "pids.current",
+    "pids.max",
+    "cpu.pressure",
+    "memory.pressure",
+    "io.pressure",
+    "cpuacct.usage",
+    "cpuacct.stat",
+    "cpu.cfs_quota_us",
+    "cpu.cfs_period_us",
+    "cpu.shares",
+    "memory.usage_in_bytes",
+    "memory.max_usage_in_bytes",
+    "memory.failcnt",
+    "memory.oom_control",
+    "memory.limit_in_bytes",
+    "memory.soft_limit_in_bytes",
+    "memory.memsw.limit_in_bytes",
+    "blkio.throttle.io_service_bytes_recursive",
     "blkio.throttle.io_serviced_recursive",
 ];
 
@@ -174,8 +254,18 @@ fn real_cgroups(proc_root: &Path, sys_root: &Path) {
                 return;
             };
             let dirs: Vec<PathBuf> = match &paths.dirs {
-                CgroupDirs::V1 { cpu, cpuacct, memory, blkio, pids } => {
-                    let mut v: Vec<PathBuf> = [cpu, cpuacct, memory, blkio, pids].into_iter().flatten().cloned().collect();
+                CgroupDirs::V1 {
+                    cpu,
+                    cpuacct,
+                    memory,
+                    blkio,
+                    pids,
+                } => {
+                    let mut v: Vec<PathBuf> = [cpu, cpuacct, memory, blkio, pids]
+                        .into_iter()
+                        .flatten()
+                        .cloned()
+                        .collect();
                     v.dedup();
                     v
                 }
@@ -216,7 +306,11 @@ fn status_kib(key: &str) -> u64 {
         .ok()
         .and_then(|s| {
             s.lines()
-                .find_map(|l| l.strip_prefix(key)?.strip_prefix(':').map(|v| v.trim().trim_end_matches(" kB").parse().ok()))
+                .find_map(|l| {
+                    l.strip_prefix(key)?
+                        .strip_prefix(':')
+                        .map(|v| v.trim().trim_end_matches(" kB").parse().ok())
+                })
                 .flatten()
         })
         .unwrap_or(0)

@@ -38,7 +38,12 @@ impl CgroupPaths {
     /// v2: `<mount>/<rel>`.
     pub fn v2(mount: &Path, rel: &str) -> CgroupPaths {
         let rel = rel.trim_start_matches('/');
-        CgroupPaths { name: format!("/{rel}"), dirs: CgroupDirs::V2 { dir: mount.join(rel) } }
+        CgroupPaths {
+            name: format!("/{rel}"),
+            dirs: CgroupDirs::V2 {
+                dir: mount.join(rel),
+            },
+        }
     }
 
     /// v1 with the conventional layout `<root>/<controller>/<rel>` (`/sys/fs/cgroup/cpu/…`;
@@ -78,8 +83,12 @@ impl CgroupPaths {
         let mut v1: [Option<PathBuf>; 5] = Default::default();
         for line in text.lines() {
             // id parent maj:min root mountpoint opts [optional…] - fstype source superopts
-            let Some((left, right)) = line.split_once(" - ") else { continue };
-            let Some(point) = left.split(' ').nth(4) else { continue };
+            let Some((left, right)) = line.split_once(" - ") else {
+                continue;
+            };
+            let Some(point) = left.split(' ').nth(4) else {
+                continue;
+            };
             let mut r = right.split(' ');
             let (fstype, superopts) = (r.next().unwrap_or(""), r.nth(1).unwrap_or(""));
             if fstype == "cgroup2" && point == "/sys/fs/cgroup" {
@@ -100,7 +109,13 @@ impl CgroupPaths {
         let [cpu, cpuacct, memory, blkio, pids] = v1;
         Some(CgroupPaths {
             name: format!("/{rel}"),
-            dirs: CgroupDirs::V1 { cpu, cpuacct, memory, blkio, pids },
+            dirs: CgroupDirs::V1 {
+                cpu,
+                cpuacct,
+                memory,
+                blkio,
+                pids,
+            },
         })
     }
 
@@ -181,7 +196,10 @@ impl CgroupStats {
         let mut io = std::mem::take(&mut self.io);
         io.clear();
         let old = std::mem::take(self);
-        *self = CgroupStats { io, ..CgroupStats::default() };
+        *self = CgroupStats {
+            io,
+            ..CgroupStats::default()
+        };
         if keep_spec {
             self.spec_memory_limit = old.spec_memory_limit;
             self.spec_memory_reservation = old.spec_memory_reservation;
@@ -228,7 +246,13 @@ pub fn read_cgroup_usage(
     stats.reset(!spec);
     match &paths.dirs {
         CgroupDirs::V2 { dir } => read_v2(r, dir, stats, spec),
-        CgroupDirs::V1 { cpu, cpuacct, memory, blkio, pids } => read_v1(
+        CgroupDirs::V1 {
+            cpu,
+            cpuacct,
+            memory,
+            blkio,
+            pids,
+        } => read_v1(
             r,
             V1Dirs {
                 cpu: cpu.as_deref(),
@@ -252,7 +276,13 @@ struct V1Dirs<'a> {
     pids: Option<&'a Path>,
 }
 
-fn read_v1(r: &mut FileReader, d: V1Dirs<'_>, clk_tck: u64, s: &mut CgroupStats, spec: bool) -> ReadOutcome {
+fn read_v1(
+    r: &mut FileReader,
+    d: V1Dirs<'_>,
+    clk_tck: u64,
+    s: &mut CgroupStats,
+    spec: bool,
+) -> ReadOutcome {
     // Processes from the cpu hierarchy (cAdvisor counts cgroup.procs there); its absence in
     // the first mounted hierarchy means the cgroup is gone.
     let Some(first) = d.cpu.or(d.memory).or(d.cpuacct).or(d.pids).or(d.blkio) else {
@@ -296,12 +326,15 @@ fn read_v1(r: &mut FileReader, d: V1Dirs<'_>, clk_tck: u64, s: &mut CgroupStats,
     }
     if let Some(dir) = d.memory {
         s.memory_usage = r.read(dir, "memory.usage_in_bytes").and_then(parse::u64_of);
-        s.memory_max_usage = r.read(dir, "memory.max_usage_in_bytes").and_then(parse::u64_of);
+        s.memory_max_usage = r
+            .read(dir, "memory.max_usage_in_bytes")
+            .and_then(parse::u64_of);
         s.memory_failcnt = r.read(dir, "memory.failcnt").and_then(parse::u64_of);
         if let Some(b) = r.read(dir, "memory.stat") {
             // total_* are hierarchical (what cAdvisor reads with use_hierarchy=1, the only
             // mode of modern kernels); the local keys are the fallback.
-            let (mut rss, mut cache, mut swap, mut mapped, mut inactive) = ([None; 2], [None; 2], [None; 2], [None; 2], [None; 2]);
+            let (mut rss, mut cache, mut swap, mut mapped, mut inactive) =
+                ([None; 2], [None; 2], [None; 2], [None; 2], [None; 2]);
             parse::flat_keyed(b, |k, v| match k {
                 b"total_rss" => rss[0] = Some(v),
                 b"rss" => rss[1] = Some(v),
@@ -329,7 +362,11 @@ fn read_v1(r: &mut FileReader, d: V1Dirs<'_>, clk_tck: u64, s: &mut CgroupStats,
             });
         }
         if spec {
-            let mut bytes = |f| r.read(dir, f).and_then(parse::u64_of).map(|v| Limit::Value(v).memory_bytes());
+            let mut bytes = |f| {
+                r.read(dir, f)
+                    .and_then(parse::u64_of)
+                    .map(|v| Limit::Value(v).memory_bytes())
+            };
             s.spec_memory_limit = bytes("memory.limit_in_bytes");
             s.spec_memory_reservation = bytes("memory.soft_limit_in_bytes");
             // mem+swap on v1 (absent without swap accounting).
@@ -338,8 +375,16 @@ fn read_v1(r: &mut FileReader, d: V1Dirs<'_>, clk_tck: u64, s: &mut CgroupStats,
     }
     if let Some(dir) = d.blkio {
         for (rec, flat, kind) in [
-            ("blkio.throttle.io_service_bytes_recursive", "blkio.throttle.io_service_bytes", BlkioKind::Bytes),
-            ("blkio.throttle.io_serviced_recursive", "blkio.throttle.io_serviced", BlkioKind::Ops),
+            (
+                "blkio.throttle.io_service_bytes_recursive",
+                "blkio.throttle.io_service_bytes",
+                BlkioKind::Bytes,
+            ),
+            (
+                "blkio.throttle.io_serviced_recursive",
+                "blkio.throttle.io_serviced",
+                BlkioKind::Ops,
+            ),
         ] {
             let b = match r.read_or_missing(dir, rec) {
                 Ok(b) => Some(b),
@@ -358,7 +403,9 @@ fn read_v1(r: &mut FileReader, d: V1Dirs<'_>, clk_tck: u64, s: &mut CgroupStats,
     }
     // Threads: cAdvisor reads pids.current (hierarchical); without the pids controller, count
     // this cgroup's tasks.
-    s.threads = s.pids_current.or_else(|| r.read(first, "tasks").map(parse::count_lines));
+    s.threads = s
+        .pids_current
+        .or_else(|| r.read(first, "tasks").map(parse::count_lines));
     finish_memory(s);
     ReadOutcome::Read
 }
@@ -416,8 +463,13 @@ fn read_v2(r: &mut FileReader, dir: &Path, s: &mut CgroupStats, spec: bool) -> R
         parse::io_stat(b, &mut s.io);
     }
     s.pids_current = r.read(dir, "pids.current").and_then(parse::u64_of);
-    s.threads = s.pids_current.or_else(|| r.read(dir, "cgroup.threads").map(parse::count_lines));
-    for (i, file) in ["cpu.pressure", "memory.pressure", "io.pressure"].into_iter().enumerate() {
+    s.threads = s
+        .pids_current
+        .or_else(|| r.read(dir, "cgroup.threads").map(parse::count_lines));
+    for (i, file) in ["cpu.pressure", "memory.pressure", "io.pressure"]
+        .into_iter()
+        .enumerate()
+    {
         s.pressure[i] = r.read(dir, file).map(parse::pressure);
     }
     finish_memory(s);
@@ -439,7 +491,11 @@ fn read_v2_spec(r: &mut FileReader, dir: &Path, s: &mut CgroupStats) {
         s.spec_cpu_weight = Some(w);
         s.spec_cpu_shares = Some(weight_to_shares(w));
     }
-    let mut bytes = |f| r.read(dir, f).and_then(parse::limit_of).map(Limit::memory_bytes);
+    let mut bytes = |f| {
+        r.read(dir, f)
+            .and_then(parse::limit_of)
+            .map(Limit::memory_bytes)
+    };
     s.spec_memory_limit = bytes("memory.max");
     // berth (like runc and cgroups-rs) writes a reservation to memory.low; cAdvisor reads
     // memory.min, which berth leaves alone.
@@ -449,7 +505,9 @@ fn read_v2_spec(r: &mut FileReader, dir: &Path, s: &mut CgroupStats) {
 }
 
 fn finish_memory(s: &mut CgroupStats) {
-    s.memory_working_set = s.memory_usage.map(|u| u.saturating_sub(s.memory_inactive_file.unwrap_or(0)));
+    s.memory_working_set = s
+        .memory_usage
+        .map(|u| u.saturating_sub(s.memory_inactive_file.unwrap_or(0)));
 }
 
 /// cAdvisor's `convertCPUWeightToCPULimit`: shares = 2 + ((weight − 1) × 262142) / 9999.
@@ -482,15 +540,36 @@ mod tests {
 35 30 0:31 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids\n";
         let p = CgroupPaths::from_mountinfo(hybrid, "/berth/abc").unwrap();
         assert_eq!(p.name, "/berth/abc");
-        let CgroupDirs::V1 { cpu, cpuacct, memory, blkio, pids } = p.dirs else { panic!("v1") };
-        assert_eq!(cpu.unwrap(), Path::new("/sys/fs/cgroup/cpu,cpuacct/berth/abc"));
-        assert_eq!(cpuacct.unwrap(), Path::new("/sys/fs/cgroup/cpu,cpuacct/berth/abc"));
-        assert_eq!(memory.unwrap(), Path::new("/sys/fs/cgroup/memory/berth/abc"));
+        let CgroupDirs::V1 {
+            cpu,
+            cpuacct,
+            memory,
+            blkio,
+            pids,
+        } = p.dirs
+        else {
+            panic!("v1")
+        };
+        assert_eq!(
+            cpu.unwrap(),
+            Path::new("/sys/fs/cgroup/cpu,cpuacct/berth/abc")
+        );
+        assert_eq!(
+            cpuacct.unwrap(),
+            Path::new("/sys/fs/cgroup/cpu,cpuacct/berth/abc")
+        );
+        assert_eq!(
+            memory.unwrap(),
+            Path::new("/sys/fs/cgroup/memory/berth/abc")
+        );
         assert_eq!(pids.unwrap(), Path::new("/sys/fs/cgroup/pids/berth/abc"));
         assert!(blkio.is_none());
         let v2 = "30 24 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n";
         let p = CgroupPaths::from_mountinfo(v2, "berth/abc").unwrap();
-        assert_eq!(p, CgroupPaths::v2(Path::new("/sys/fs/cgroup"), "/berth/abc"));
+        assert_eq!(
+            p,
+            CgroupPaths::v2(Path::new("/sys/fs/cgroup"), "/berth/abc")
+        );
         assert!(CgroupPaths::from_mountinfo("", "x").is_none());
     }
 }

@@ -62,7 +62,11 @@ fn escape_help(out: &mut String, v: &str) {
 /// Appends `key` sanitised as cAdvisor does (`[^a-zA-Z0-9_]` → `_`, one per character).
 pub fn sanitize_label_name(out: &mut String, key: &str) {
     for c in key.chars() {
-        out.push(if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' });
+        out.push(if c.is_ascii_alphanumeric() || c == '_' {
+            c
+        } else {
+            '_'
+        });
     }
 }
 
@@ -140,7 +144,12 @@ impl<'a> Family<'a> {
         out.push(' ');
         out.push_str(kind.as_str());
         out.push('\n');
-        Family { out, name, start, samples: 0 }
+        Family {
+            out,
+            name,
+            start,
+            samples: 0,
+        }
     }
 
     /// Writes `name{labels,k="v"…} value`. `labels` is an already escaped `k="v",…` list

@@ -23,7 +23,9 @@ const PSI_IO: &str = "some avg10=0.00 avg60=0.00 avg300=0.00 total=42\nfull avg1
 /// 3 processes, PSI on all three resources.
 pub fn write_v2(mount: &Path, rel: &str, seed: u64) -> io::Result<CgroupPaths> {
     let paths = CgroupPaths::v2(mount, rel);
-    let crate::cgroup::CgroupDirs::V2 { dir } = &paths.dirs else { unreachable!() };
+    let crate::cgroup::CgroupDirs::V2 { dir } = &paths.dirs else {
+        unreachable!()
+    };
     fs::create_dir_all(dir)?;
     put(dir, "cgroup.procs", "1\n17\n23\n")?;
     put(dir, "cgroup.threads", "1\n17\n23\n24\n25\n")?;
@@ -56,7 +58,11 @@ pub fn write_v2(mount: &Path, rel: &str, seed: u64) -> io::Result<CgroupPaths> {
          thp_collapse_alloc 0\n",
     )?;
     put(dir, "memory.swap.current", "1048576\n")?;
-    put(dir, "memory.events", "low 0\nhigh 3\nmax 5\noom 2\noom_kill 1\noom_group_kill 0\n")?;
+    put(
+        dir,
+        "memory.events",
+        "low 0\nhigh 3\nmax 5\noom 2\noom_kill 1\noom_group_kill 0\n",
+    )?;
     put(dir, "memory.max", "268435456\n")?;
     put(dir, "memory.low", "67108864\n")?;
     put(dir, "memory.swap.max", "max\n")?;
@@ -84,7 +90,14 @@ pub fn write_v2(mount: &Path, rel: &str, seed: u64) -> io::Result<CgroupPaths> {
 /// oom_kill 2, limit unlimited, soft limit 32 MiB, io on 8:16, pids 2/max, 2 processes.
 pub fn write_v1(root: &Path, rel: &str, seed: u64) -> io::Result<CgroupPaths> {
     let paths = CgroupPaths::v1(root, rel);
-    let crate::cgroup::CgroupDirs::V1 { cpu, cpuacct, memory, blkio, pids } = &paths.dirs else {
+    let crate::cgroup::CgroupDirs::V1 {
+        cpu,
+        cpuacct,
+        memory,
+        blkio,
+        pids,
+    } = &paths.dirs
+    else {
         unreachable!()
     };
     let dirs = [cpu, cpuacct, memory, blkio, pids];
@@ -94,12 +107,20 @@ pub fn write_v1(root: &Path, rel: &str, seed: u64) -> io::Result<CgroupPaths> {
         put(d, "tasks", "1\n9\n10\n")?;
     }
     let cpu = cpu.as_deref().unwrap_or(root);
-    put(cpu, "cpu.stat", "nr_periods 10\nnr_throttled 2\nthrottled_time 300000000\nnr_bursts 0\nburst_time 0\n")?;
+    put(
+        cpu,
+        "cpu.stat",
+        "nr_periods 10\nnr_throttled 2\nthrottled_time 300000000\nnr_bursts 0\nburst_time 0\n",
+    )?;
     put(cpu, "cpu.cfs_quota_us", "-1\n")?;
     put(cpu, "cpu.cfs_period_us", "100000\n")?;
     put(cpu, "cpu.shares", "512\n")?;
     let acct = cpuacct.as_deref().unwrap_or(root);
-    put(acct, "cpuacct.usage", &format!("{}\n", 2_500_000_000u64 + seed))?;
+    put(
+        acct,
+        "cpuacct.usage",
+        &format!("{}\n", 2_500_000_000u64 + seed),
+    )?;
     put(acct, "cpuacct.stat", "user 150\nsystem 50\n")?;
     let mem = memory.as_deref().unwrap_or(root);
     put(mem, "memory.usage_in_bytes", "52428800\n")?;
@@ -118,7 +139,11 @@ pub fn write_v1(root: &Path, rel: &str, seed: u64) -> io::Result<CgroupPaths> {
          total_inactive_anon 31457280\ntotal_active_anon 0\ntotal_inactive_file 10485760\n\
          total_active_file 5242880\ntotal_unevictable 0\n",
     )?;
-    put(mem, "memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n")?;
+    put(
+        mem,
+        "memory.oom_control",
+        "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n",
+    )?;
     put(mem, "memory.limit_in_bytes", "9223372036854771712\n")?;
     put(mem, "memory.soft_limit_in_bytes", "33554432\n")?;
     let blk = blkio.as_deref().unwrap_or(root);
@@ -164,7 +189,11 @@ pub fn write_net_dev(proc_root: &Path, pid: i32, seed: u64) -> io::Result<()> {
 /// 8:0 `sda`, 8:16 `sdb`, 253:0 `dm-0`.
 pub fn write_host(proc_root: &Path, sys_root: &Path) -> io::Result<()> {
     fs::create_dir_all(proc_root.join("pressure"))?;
-    put(proc_root, "meminfo", "MemTotal:        8048236 kB\nMemFree:         1000000 kB\n")?;
+    put(
+        proc_root,
+        "meminfo",
+        "MemTotal:        8048236 kB\nMemFree:         1000000 kB\n",
+    )?;
     put(proc_root, "stat", "cpu  1 2 3 4\nbtime 1700000000\n")?;
     put(&proc_root.join("pressure"), "cpu", PSI_CPU)?;
     put(&proc_root.join("pressure"), "memory", PSI_MEM)?;
@@ -175,7 +204,11 @@ pub fn write_host(proc_root: &Path, sys_root: &Path) -> io::Result<()> {
     for (dev, name) in [("8:0", "sda"), ("8:16", "sdb"), ("253:0", "dm-0")] {
         let d = sys_root.join("dev/block").join(dev);
         fs::create_dir_all(&d)?;
-        put(&d, "uevent", &format!("MAJOR=8\nMINOR=0\nDEVNAME={name}\nDEVTYPE=disk\n"))?;
+        put(
+            &d,
+            "uevent",
+            &format!("MAJOR=8\nMINOR=0\nDEVNAME={name}\nDEVTYPE=disk\n"),
+        )?;
     }
     Ok(())
 }

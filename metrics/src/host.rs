@@ -22,8 +22,14 @@ impl MachineInfo {
             .map(cpu_list_len)
             .filter(|&n| n > 0)
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u64));
-        let memory_bytes = r.read(proc_root, "meminfo").and_then(meminfo_total).unwrap_or(0);
-        MachineInfo { cpu_cores, memory_bytes }
+        let memory_bytes = r
+            .read(proc_root, "meminfo")
+            .and_then(meminfo_total)
+            .unwrap_or(0);
+        MachineInfo {
+            cpu_cores,
+            memory_bytes,
+        }
     }
 }
 
@@ -70,7 +76,10 @@ pub struct DeviceNames {
 
 impl DeviceNames {
     pub fn new(sys_root: &Path) -> DeviceNames {
-        DeviceNames { sys_root: sys_root.to_path_buf(), cache: HashMap::new() }
+        DeviceNames {
+            sys_root: sys_root.to_path_buf(),
+            cache: HashMap::new(),
+        }
     }
 
     pub fn name(&mut self, r: &mut FileReader, major: u32, minor: u32) -> &str {
@@ -99,9 +108,9 @@ impl DeviceNames {
         let dev = String::from_utf8(dev).unwrap_or_default();
         let dir = self.sys_root.join("dev/block").join(&dev);
         let name = r.read(&dir, "uevent").and_then(|b| {
-            parse::lines(b).find_map(|l| l.strip_prefix(b"DEVNAME=")).map(|n| {
-                format!("/dev/{}", String::from_utf8_lossy(n.trim_ascii()))
-            })
+            parse::lines(b)
+                .find_map(|l| l.strip_prefix(b"DEVNAME="))
+                .map(|n| format!("/dev/{}", String::from_utf8_lossy(n.trim_ascii())))
         });
         name.unwrap_or(dev)
     }
@@ -120,7 +129,12 @@ pub struct ProcessStats {
 
 /// Reads `/proc/self/stat`, `/proc/self/fd` and `RLIMIT_NOFILE`. `boot_time` is `btime` of
 /// `/proc/stat`.
-pub fn process_stats(r: &mut FileReader, proc_root: &Path, clk_tck: u64, boot_time: u64) -> ProcessStats {
+pub fn process_stats(
+    r: &mut FileReader,
+    proc_root: &Path,
+    clk_tck: u64,
+    boot_time: u64,
+) -> ProcessStats {
     let mut p = ProcessStats::default();
     let clk = clk_tck.max(1) as f64;
     if let Some(b) = r.read(proc_root, "self/stat") {
@@ -141,7 +155,10 @@ pub fn process_stats(r: &mut FileReader, proc_root: &Path, clk_tck: u64, boot_ti
         }
     }
     p.open_fds = std::fs::read_dir(proc_root.join("self/fd")).map_or(0, |d| d.count() as u64);
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit writes one rlimit into the valid, exclusively borrowed struct.
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
         p.max_fds = lim.rlim_cur;
@@ -152,7 +169,11 @@ pub fn process_stats(r: &mut FileReader, proc_root: &Path, clk_tck: u64, boot_ti
 /// `btime` of `/proc/stat` (seconds since the epoch at boot).
 pub fn boot_time(r: &mut FileReader, proc_root: &Path) -> u64 {
     r.read(proc_root, "stat")
-        .and_then(|b| parse::lines(b).find_map(|l| l.strip_prefix(b"btime ")).and_then(parse::u64_of))
+        .and_then(|b| {
+            parse::lines(b)
+                .find_map(|l| l.strip_prefix(b"btime "))
+                .and_then(parse::u64_of)
+        })
         .unwrap_or(0)
 }
 
@@ -191,7 +212,10 @@ mod tests {
 
     #[test]
     fn meminfo() {
-        assert_eq!(meminfo_total(b"MemTotal:        8048236 kB\nMemFree: 1 kB\n"), Some(8_048_236 * 1024));
+        assert_eq!(
+            meminfo_total(b"MemTotal:        8048236 kB\nMemFree: 1 kB\n"),
+            Some(8_048_236 * 1024)
+        );
     }
 
     #[test]
@@ -199,7 +223,11 @@ mod tests {
         let sys = tempfile::tempdir().unwrap();
         let d = sys.path().join("dev/block/8:0");
         std::fs::create_dir_all(&d).unwrap();
-        std::fs::write(d.join("uevent"), "MAJOR=8\nMINOR=0\nDEVNAME=sda\nDEVTYPE=disk\n").unwrap();
+        std::fs::write(
+            d.join("uevent"),
+            "MAJOR=8\nMINOR=0\nDEVNAME=sda\nDEVTYPE=disk\n",
+        )
+        .unwrap();
         let mut r = FileReader::new();
         let mut names = DeviceNames::new(sys.path());
         assert_eq!(names.name(&mut r, 8, 0), "/dev/sda");

@@ -26,16 +26,28 @@
 //! ```
 //!
 //! The family table (type, labels, meaning, v1 and v2 source) is `metrics/METRICS.md`.
+//!
+//! * [`collector`]: the scrape (read every container, write every family).
+//! * [`cgroup`], [`parse`], [`reader`], [`host`]: the readers, usable on their own.
+//! * [`stats`]: docker stats' arithmetic for `berth stats` (no berthd needed).
+//! * [`expose`]: the text-format writer; berthd appends its own families (networks, reconcile
+//!   errors) to the same buffer with [`expose::Family`].
+//! * [`fixture`]: v1/v2 fixture trees for tests and the benchmark.
 
 pub mod cgroup;
 pub mod collector;
 pub mod expose;
+mod families;
 pub mod fixture;
 pub mod host;
 pub mod parse;
 pub mod reader;
+pub mod stats;
 
-pub use cgroup::{read_cgroup, read_cgroup_usage, weight_to_shares, CgroupDirs, CgroupPaths, CgroupStats, MemoryEvents, ReadOutcome};
+pub use cgroup::{
+    read_cgroup, read_cgroup_usage, weight_to_shares, CgroupDirs, CgroupPaths, CgroupStats,
+    MemoryEvents, ReadOutcome,
+};
 pub use collector::{Collector, CollectorOptions, ContainerInfo, LabelPolicy};
 pub use expose::CONTENT_TYPE;
 pub use host::MachineInfo;

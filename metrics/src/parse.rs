@@ -113,7 +113,9 @@ pub struct Pressure {
 pub fn pressure(buf: &[u8]) -> Pressure {
     let mut p = Pressure::default();
     for line in lines(buf) {
-        let Some((kind, rest)) = key_value(line) else { continue };
+        let Some((kind, rest)) = key_value(line) else {
+            continue;
+        };
         let total = rest
             .split(|&c| c == b' ')
             .find_map(|f| f.strip_prefix(b"total="))
@@ -139,10 +141,17 @@ pub struct IoDevice {
 }
 
 fn device_slot(devs: &mut Vec<IoDevice>, major: u32, minor: u32) -> &mut IoDevice {
-    let i = match devs.iter().position(|d| d.major == major && d.minor == minor) {
+    let i = match devs
+        .iter()
+        .position(|d| d.major == major && d.minor == minor)
+    {
         Some(i) => i,
         None => {
-            devs.push(IoDevice { major, minor, ..IoDevice::default() });
+            devs.push(IoDevice {
+                major,
+                minor,
+                ..IoDevice::default()
+            });
             devs.len() - 1
         }
     };
@@ -153,11 +162,17 @@ fn device_slot(devs: &mut Vec<IoDevice>, major: u32, minor: u32) -> &mut IoDevic
 pub fn io_stat(buf: &[u8], devs: &mut Vec<IoDevice>) {
     for line in lines(buf) {
         let mut fields = line.split(|&c| c == b' ').filter(|f| !f.is_empty());
-        let Some((major, minor)) = fields.next().and_then(dev_of) else { continue };
+        let Some((major, minor)) = fields.next().and_then(dev_of) else {
+            continue;
+        };
         let d = device_slot(devs, major, minor);
         for f in fields {
-            let Some(eq) = f.iter().position(|&c| c == b'=') else { continue };
-            let Some(v) = u64_of(&f[eq + 1..]) else { continue };
+            let Some(eq) = f.iter().position(|&c| c == b'=') else {
+                continue;
+            };
+            let Some(v) = u64_of(&f[eq + 1..]) else {
+                continue;
+            };
             match &f[..eq] {
                 b"rbytes" => d.read_bytes = v,
                 b"wbytes" => d.write_bytes = v,
@@ -185,7 +200,9 @@ pub fn blkio_v1(buf: &[u8], kind: BlkioKind, devs: &mut Vec<IoDevice>) {
         let (Some(dev), Some(op), Some(v)) = (fields.next(), fields.next(), fields.next()) else {
             continue;
         };
-        let (Some((major, minor)), Some(v)) = (dev_of(dev), u64_of(v)) else { continue };
+        let (Some((major, minor)), Some(v)) = (dev_of(dev), u64_of(v)) else {
+            continue;
+        };
         let d = device_slot(devs, major, minor);
         match (kind, op) {
             (BlkioKind::Bytes, b"Read") => d.read_bytes = v,
@@ -223,14 +240,21 @@ impl Interface {
 pub fn net_dev(buf: &[u8], out: &mut Vec<Interface>) {
     out.clear();
     for line in lines(buf) {
-        let Some(colon) = line.iter().position(|&c| c == b':') else { continue }; // headers
+        let Some(colon) = line.iter().position(|&c| c == b':') else {
+            continue;
+        }; // headers
         let name = line[..colon].trim_ascii();
-        if name == b"lo" || name.is_empty() || name.len() > 15 {
+        // Non-UTF-8 names cannot be label values (and would collide as "").
+        if name == b"lo" || name.is_empty() || name.len() > 15 || std::str::from_utf8(name).is_err()
+        {
             continue;
         }
         let mut nums = [0u64; 16];
         let mut n = 0;
-        for f in line[colon + 1..].split(|&c| c == b' ').filter(|f| !f.is_empty()) {
+        for f in line[colon + 1..]
+            .split(|&c| c == b' ')
+            .filter(|f| !f.is_empty())
+        {
             if n == 16 {
                 break;
             }
@@ -282,21 +306,54 @@ mod tests {
             b"some avg10=0.00 avg60=0.00 avg300=0.00 total=1234567\n\
               full avg10=0.00 avg60=0.00 avg300=0.00 total=89\n",
         );
-        assert_eq!(p, Pressure { some_us: Some(1_234_567), full_us: Some(89) });
-        assert_eq!(pressure(b"some avg10=1.00 avg60=0.00 avg300=0.00 total=5\n").full_us, None);
+        assert_eq!(
+            p,
+            Pressure {
+                some_us: Some(1_234_567),
+                full_us: Some(89)
+            }
+        );
+        assert_eq!(
+            pressure(b"some avg10=1.00 avg60=0.00 avg300=0.00 total=5\n").full_us,
+            None
+        );
     }
 
     #[test]
     fn io_both_versions() {
         let mut d = Vec::new();
-        io_stat(b"8:0 rbytes=100 wbytes=200 rios=3 wios=4 dbytes=0 dios=0\n253:1 rbytes=5\n", &mut d);
+        io_stat(
+            b"8:0 rbytes=100 wbytes=200 rios=3 wios=4 dbytes=0 dios=0\n253:1 rbytes=5\n",
+            &mut d,
+        );
         assert_eq!(d.len(), 2);
-        assert_eq!((d[0].read_bytes, d[0].write_bytes, d[0].reads, d[0].writes), (100, 200, 3, 4));
+        assert_eq!(
+            (d[0].read_bytes, d[0].write_bytes, d[0].reads, d[0].writes),
+            (100, 200, 3, 4)
+        );
         assert_eq!((d[1].major, d[1].minor, d[1].read_bytes), (253, 1, 5));
         let mut d = Vec::new();
-        blkio_v1(b"8:0 Read 10\n8:0 Write 20\n8:0 Sync 30\n8:0 Total 30\nTotal 30\n", BlkioKind::Bytes, &mut d);
-        blkio_v1(b"8:0 Read 1\n8:0 Write 2\nTotal 3\n", BlkioKind::Ops, &mut d);
-        assert_eq!(d, vec![IoDevice { major: 8, minor: 0, read_bytes: 10, write_bytes: 20, reads: 1, writes: 2 }]);
+        blkio_v1(
+            b"8:0 Read 10\n8:0 Write 20\n8:0 Sync 30\n8:0 Total 30\nTotal 30\n",
+            BlkioKind::Bytes,
+            &mut d,
+        );
+        blkio_v1(
+            b"8:0 Read 1\n8:0 Write 2\nTotal 3\n",
+            BlkioKind::Ops,
+            &mut d,
+        );
+        assert_eq!(
+            d,
+            vec![IoDevice {
+                major: 8,
+                minor: 0,
+                read_bytes: 10,
+                write_bytes: 20,
+                reads: 1,
+                writes: 2
+            }]
+        );
     }
 
     #[test]
@@ -309,7 +366,23 @@ eth0: 1000      10    1    2    0     0          0         0     2000      20   
         net_dev(text, &mut out);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].name(), "eth0");
-        assert_eq!((out[0].rx_bytes, out[0].rx_packets, out[0].rx_errors, out[0].rx_dropped), (1000, 10, 1, 2));
-        assert_eq!((out[0].tx_bytes, out[0].tx_packets, out[0].tx_errors, out[0].tx_dropped), (2000, 20, 3, 4));
+        assert_eq!(
+            (
+                out[0].rx_bytes,
+                out[0].rx_packets,
+                out[0].rx_errors,
+                out[0].rx_dropped
+            ),
+            (1000, 10, 1, 2)
+        );
+        assert_eq!(
+            (
+                out[0].tx_bytes,
+                out[0].tx_packets,
+                out[0].tx_errors,
+                out[0].tx_dropped
+            ),
+            (2000, 20, 3, 4)
+        );
     }
 }

@@ -29,7 +29,11 @@ impl Default for FileReader {
 
 impl FileReader {
     pub fn new() -> FileReader {
-        FileReader { buf: vec![0; 16 * 1024], path: Vec::with_capacity(512), errors: 0 }
+        FileReader {
+            buf: vec![0; 16 * 1024],
+            path: Vec::with_capacity(512),
+            errors: 0,
+        }
     }
 
     /// Reads `dir/file`. `None` when it cannot be read; a missing file (`ENOENT`, or `ENODEV`
@@ -46,7 +50,8 @@ impl FileReader {
     /// Reads `/proc/<pid>/<file>` below `proc_root`.
     pub fn read_proc(&mut self, proc_root: &Path, pid: i32, file: &str) -> Option<&[u8]> {
         self.path.clear();
-        self.path.extend_from_slice(proc_root.as_os_str().as_bytes());
+        self.path
+            .extend_from_slice(proc_root.as_os_str().as_bytes());
         self.path.push(b'/');
         push_decimal(&mut self.path, u64::from(pid.unsigned_abs()));
         self.path.push(b'/');
@@ -110,7 +115,10 @@ impl FileReader {
 }
 
 fn is_missing(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENODEV | libc::ESRCH | libc::ENOTDIR))
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENOENT | libc::ENODEV | libc::ESRCH | libc::ENOTDIR)
+    )
 }
 
 /// Appends the decimal digits of `v`.

@@ -5,7 +5,9 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use berth_metrics::{fixture, CgroupPaths, Collector, CollectorOptions, ContainerInfo, LabelPolicy};
+use berth_metrics::{
+    fixture, CgroupPaths, Collector, CollectorOptions, ContainerInfo, LabelPolicy,
+};
 
 struct Setup {
     _tmp: tempfile::TempDir,
@@ -36,7 +38,10 @@ fn setup() -> Setup {
     web.image = "nginx:1.27".into();
     web.labels = vec![
         ("com.example.team".into(), "blue \"x\" \\ y\nz".into()),
-        ("com-example-team".into(), "duplicate after sanitising: dropped".into()),
+        (
+            "com-example-team".into(),
+            "duplicate after sanitising: dropped".into(),
+        ),
         ("tier".into(), "front".into()),
     ];
     web.priority = Some("high".into());
@@ -51,7 +56,11 @@ fn setup() -> Setup {
         self_metrics: false,
         ..CollectorOptions::default()
     };
-    Setup { _tmp: tmp, containers: vec![web, db, stopped], opts }
+    Setup {
+        _tmp: tmp,
+        containers: vec![web, db, stopped],
+        opts,
+    }
 }
 
 const WEB: &str = r#"id="/berth/aaa",name="web",image="nginx:1.27",container_label_com_example_team="blue \"x\" \\ y\nz",container_label_tier="front""#;
@@ -68,14 +77,24 @@ fn check_structure(text: &str) -> Vec<String> {
             let name = rest.split(' ').next().unwrap().to_string();
             assert!(rest.len() > name.len() + 1, "empty help: {line}");
             let ty = lines.next().unwrap();
-            assert!(ty == format!("# TYPE {name} counter") || ty == format!("# TYPE {name} gauge"), "{ty}");
+            assert!(
+                ty == format!("# TYPE {name} counter") || ty == format!("# TYPE {name} gauge"),
+                "{ty}"
+            );
             assert!(seen.insert(name.clone()), "family {name} twice");
             if name.ends_with("_total") {
-                assert!(ty.ends_with("counter") || name.contains("_usage_total"), "{name}: _total must be a counter");
+                assert!(
+                    ty.ends_with("counter") || name.contains("_usage_total"),
+                    "{name}: _total must be a counter"
+                );
             }
             families.push(name.clone());
             current = Some(name);
-            assert!(lines.peek().is_some_and(|l| !l.starts_with('#')), "family {} has no samples", families.last().unwrap());
+            assert!(
+                lines.peek().is_some_and(|l| !l.starts_with('#')),
+                "family {} has no samples",
+                families.last().unwrap()
+            );
             continue;
         }
         assert!(!line.starts_with('#'), "stray comment {line}");
@@ -87,8 +106,14 @@ fn check_structure(text: &str) -> Vec<String> {
         };
         let name = series.split('{').next().unwrap();
         assert_eq!(name, fam, "sample outside its family: {line}");
-        assert!(!value.contains(' '), "timestamp or junk after the value: {line}");
-        assert!(value.parse::<f64>().is_ok() || ["NaN", "+Inf", "-Inf"].contains(&value), "{line}");
+        assert!(
+            !value.contains(' '),
+            "timestamp or junk after the value: {line}"
+        );
+        assert!(
+            value.parse::<f64>().is_ok() || ["NaN", "+Inf", "-Inf"].contains(&value),
+            "{line}"
+        );
     }
     families
 }
@@ -181,23 +206,56 @@ fn golden_lines() {
     }
     // Every family the issue names is there.
     for f in [
-        "container_cpu_usage_seconds_total", "container_cpu_user_seconds_total", "container_cpu_system_seconds_total",
-        "container_cpu_cfs_periods_total", "container_cpu_cfs_throttled_periods_total", "container_cpu_cfs_throttled_seconds_total",
-        "container_memory_usage_bytes", "container_memory_working_set_bytes", "container_memory_rss", "container_memory_cache",
-        "container_memory_swap", "container_memory_mapped_file", "container_memory_failcnt", "container_memory_max_usage_bytes",
-        "container_oom_events_total", "container_spec_memory_limit_bytes", "container_spec_memory_reservation_limit_bytes",
-        "container_spec_memory_swap_limit_bytes", "container_spec_cpu_quota", "container_spec_cpu_period", "container_spec_cpu_shares",
-        "container_fs_reads_bytes_total", "container_fs_writes_bytes_total", "container_fs_reads_total", "container_fs_writes_total",
-        "container_network_receive_bytes_total", "container_network_transmit_bytes_total", "container_network_receive_packets_total",
-        "container_network_transmit_packets_total", "container_network_receive_errors_total", "container_network_transmit_errors_total",
-        "container_network_receive_packets_dropped_total", "container_network_transmit_packets_dropped_total", "container_processes",
-        "container_threads", "container_start_time_seconds", "container_last_seen", "machine_cpu_cores", "machine_memory_bytes",
+        "container_cpu_usage_seconds_total",
+        "container_cpu_user_seconds_total",
+        "container_cpu_system_seconds_total",
+        "container_cpu_cfs_periods_total",
+        "container_cpu_cfs_throttled_periods_total",
+        "container_cpu_cfs_throttled_seconds_total",
+        "container_memory_usage_bytes",
+        "container_memory_working_set_bytes",
+        "container_memory_rss",
+        "container_memory_cache",
+        "container_memory_swap",
+        "container_memory_mapped_file",
+        "container_memory_failcnt",
+        "container_memory_max_usage_bytes",
+        "container_oom_events_total",
+        "container_spec_memory_limit_bytes",
+        "container_spec_memory_reservation_limit_bytes",
+        "container_spec_memory_swap_limit_bytes",
+        "container_spec_cpu_quota",
+        "container_spec_cpu_period",
+        "container_spec_cpu_shares",
+        "container_fs_reads_bytes_total",
+        "container_fs_writes_bytes_total",
+        "container_fs_reads_total",
+        "container_fs_writes_total",
+        "container_network_receive_bytes_total",
+        "container_network_transmit_bytes_total",
+        "container_network_receive_packets_total",
+        "container_network_transmit_packets_total",
+        "container_network_receive_errors_total",
+        "container_network_transmit_errors_total",
+        "container_network_receive_packets_dropped_total",
+        "container_network_transmit_packets_dropped_total",
+        "container_processes",
+        "container_threads",
+        "container_start_time_seconds",
+        "container_last_seen",
+        "machine_cpu_cores",
+        "machine_memory_bytes",
     ] {
         assert!(families.iter().any(|x| x == f), "family {f} missing");
     }
 
     // The next scrape is the same (buffers reused, nothing appended twice) but for last_seen.
-    let strip = |t: &str| t.lines().filter(|l| !l.starts_with("container_last_seen")).collect::<Vec<_>>().join("\n");
+    let strip = |t: &str| {
+        t.lines()
+            .filter(|l| !l.starts_with("container_last_seen"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
     let again = c.scrape(&s.containers).to_string();
     assert_eq!(strip(&again), strip(&text));
 
@@ -212,15 +270,26 @@ fn golden_lines() {
 fn label_policies() {
     let mut s = setup();
     s.opts.container_labels = LabelPolicy::InfoOnly;
-    let text = Collector::new(s.opts.clone()).scrape(&s.containers).to_string();
+    let text = Collector::new(s.opts.clone())
+        .scrape(&s.containers)
+        .to_string();
     check_structure(&text);
-    let series_with_labels: Vec<_> = text.lines().filter(|l| !l.starts_with('#') && l.contains("container_label_")).collect();
-    assert_eq!(series_with_labels.len(), 1, "only berth_container_info: {series_with_labels:?}");
+    let series_with_labels: Vec<_> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && l.contains("container_label_"))
+        .collect();
+    assert_eq!(
+        series_with_labels.len(),
+        1,
+        "only berth_container_info: {series_with_labels:?}"
+    );
     assert!(series_with_labels[0].starts_with("berth_container_info{"));
     assert!(series_with_labels[0].contains("container_label_tier=\"front\""));
 
     s.opts.container_labels = LabelPolicy::Allow(vec!["tier".into()]);
-    let text = Collector::new(s.opts.clone()).scrape(&s.containers).to_string();
+    let text = Collector::new(s.opts.clone())
+        .scrape(&s.containers)
+        .to_string();
     assert!(text.contains(
         "container_memory_rss{id=\"/berth/aaa\",name=\"web\",image=\"nginx:1.27\",container_label_tier=\"front\"} 52428800\n"
     ));
@@ -235,10 +304,18 @@ fn self_metrics_and_empty_list() {
     let mut c = Collector::new(opts);
     let text = c.scrape(&[]).to_string();
     let families = check_structure(&text);
-    for f in ["machine_cpu_cores", "process_resident_memory_bytes", "process_open_fds", "berth_metrics_containers"] {
+    for f in [
+        "machine_cpu_cores",
+        "process_resident_memory_bytes",
+        "process_open_fds",
+        "berth_metrics_containers",
+    ] {
         assert!(families.iter().any(|x| x == f), "{f} missing in\n{text}");
     }
-    assert!(!text.contains("container_cpu"), "no containers, no container families");
+    assert!(
+        !text.contains("container_cpu"),
+        "no containers, no container families"
+    );
     let text = c.scrape(&s.containers).to_string();
     assert!(text.contains("berth_metrics_last_scrape_duration_seconds "));
     assert!(text.contains("berth_metrics_containers 3\n"));
@@ -257,7 +334,9 @@ fn promtool_check_metrics() {
     s.opts.self_metrics = true;
     s.opts.proc_root = std::path::PathBuf::from("/proc");
     // host PSI and machine figures come from the real /proc now; the fixture net/dev is gone.
-    let text = Collector::new(s.opts.clone()).scrape(&s.containers).to_string();
+    let text = Collector::new(s.opts.clone())
+        .scrape(&s.containers)
+        .to_string();
     let mut child = Command::new(promtool)
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
@@ -266,47 +345,87 @@ fn promtool_check_metrics() {
         .spawn()
         .unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
-    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     eprintln!("promtool check metrics:\n{report}");
     let unexpected: Vec<&str> = report
         .lines()
         .filter(|l| !l.trim().is_empty())
         .filter(|l| !KNOWN_LINT.iter().any(|k| l.starts_with(&format!("{k} "))))
         .collect();
-    assert!(unexpected.is_empty(), "promtool problems beyond the known cAdvisor names: {unexpected:#?}");
+    assert!(
+        unexpected.is_empty(),
+        "promtool problems beyond the known cAdvisor names: {unexpected:#?}"
+    );
     // Exit 3 = lint problems only (the known ones); anything else is a parse error.
-    assert!(matches!(out.status.code(), Some(0) | Some(3)), "promtool failed: {report}");
+    assert!(
+        matches!(out.status.code(), Some(0) | Some(3)),
+        "promtool failed: {report}"
+    );
 }
 
 fn find_promtool() -> Option<&'static Path> {
-    ["/usr/bin/promtool", "/usr/local/bin/promtool"].into_iter().map(Path::new).find(|p| p.exists())
+    ["/usr/bin/promtool", "/usr/local/bin/promtool"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.exists())
 }
 
 #[test]
 fn spec_files_are_cached_for_spec_max_age() {
     let mut s = setup();
     let web_dir = s.containers[0].cgroup.dirs.clone();
-    let berth_metrics::CgroupDirs::V2 { dir } = web_dir else { panic!("v2 fixture") };
+    let berth_metrics::CgroupDirs::V2 { dir } = web_dir else {
+        panic!("v2 fixture")
+    };
     let line = format!("container_spec_memory_limit_bytes{{{WEB}}} ");
-    let value = |t: &str| t.lines().find(|l| l.starts_with(&line)).map(|l| l[line.len()..].to_string());
+    let value = |t: &str| {
+        t.lines()
+            .find(|l| l.starts_with(&line))
+            .map(|l| l[line.len()..].to_string())
+    };
 
     s.opts.spec_max_age = std::time::Duration::from_secs(3600);
     let mut cached = Collector::new(s.opts.clone());
     s.opts.spec_max_age = std::time::Duration::ZERO;
     let mut fresh = Collector::new(s.opts.clone());
-    assert_eq!(value(cached.scrape(&s.containers)).as_deref(), Some("268435456"));
-    assert_eq!(value(fresh.scrape(&s.containers)).as_deref(), Some("268435456"));
+    assert_eq!(
+        value(cached.scrape(&s.containers)).as_deref(),
+        Some("268435456")
+    );
+    assert_eq!(
+        value(fresh.scrape(&s.containers)).as_deref(),
+        Some("268435456")
+    );
     std::fs::write(dir.join("memory.max"), "536870912\n").unwrap();
     std::fs::write(dir.join("memory.current"), "1\n").unwrap();
     let t = cached.scrape(&s.containers).to_string();
     assert_eq!(value(&t).as_deref(), Some("268435456"), "limit cached");
-    assert!(t.contains(&format!("container_memory_usage_bytes{{{WEB}}} 1\n")), "usage always read");
-    assert_eq!(value(fresh.scrape(&s.containers)).as_deref(), Some("536870912"));
+    assert!(
+        t.contains(&format!("container_memory_usage_bytes{{{WEB}}} 1\n")),
+        "usage always read"
+    );
+    assert_eq!(
+        value(fresh.scrape(&s.containers)).as_deref(),
+        Some("536870912")
+    );
     // Another container in the same slot reads its own spec.
     let swapped = vec![s.containers[1].clone(), s.containers[0].clone()];
     let t = cached.scrape(&swapped).to_string();
-    assert_eq!(value(&t).as_deref(), Some("536870912"), "slot changed hands: spec re-read");
+    assert_eq!(
+        value(&t).as_deref(),
+        Some("536870912"),
+        "slot changed hands: spec re-read"
+    );
     assert!(t.contains(&format!("container_spec_cpu_shares{{{DB}}} 512\n")));
 }

@@ -1,6 +1,9 @@
 //! The cgroup readers against fixture trees with known numbers (v1 and v2).
 
-use berth_metrics::{fixture, read_cgroup, CgroupStats, FileReader, IoDevice, Limit, MemoryEvents, Pressure, ReadOutcome};
+use berth_metrics::{
+    fixture, read_cgroup, CgroupStats, FileReader, IoDevice, Limit, MemoryEvents, Pressure,
+    ReadOutcome,
+};
 
 #[test]
 fn v2_reads_every_figure() {
@@ -28,7 +31,14 @@ fn v2_reads_every_figure() {
         memory_inactive_file: Some(20 * mib),
         memory_failcnt: Some(5),
         oom_kills: Some(1),
-        memory_events: Some(MemoryEvents { low: 0, high: 3, max: 5, oom: 2, oom_kill: 1, oom_group_kill: 0 }),
+        memory_events: Some(MemoryEvents {
+            low: 0,
+            high: 3,
+            max: 5,
+            oom: 2,
+            oom_kill: 1,
+            oom_group_kill: 0,
+        }),
         spec_memory_limit: Some(256 * mib),
         spec_memory_reservation: Some(64 * mib),
         spec_memory_swap_limit: Some(0),
@@ -37,17 +47,40 @@ fn v2_reads_every_figure() {
         spec_cpu_shares: Some(2597),
         spec_cpu_weight: Some(100),
         io: vec![
-            IoDevice { major: 8, minor: 0, read_bytes: 4096, write_bytes: 8192, reads: 1, writes: 2 },
-            IoDevice { major: 253, minor: 0, read_bytes: 100, write_bytes: 200, reads: 3, writes: 4 },
+            IoDevice {
+                major: 8,
+                minor: 0,
+                read_bytes: 4096,
+                write_bytes: 8192,
+                reads: 1,
+                writes: 2,
+            },
+            IoDevice {
+                major: 253,
+                minor: 0,
+                read_bytes: 100,
+                write_bytes: 200,
+                reads: 3,
+                writes: 4,
+            },
         ],
         pids_current: Some(5),
         pids_max: Some(Limit::Value(100)),
         processes: Some(3),
         threads: Some(5),
         pressure: [
-            Some(Pressure { some_us: Some(123_456), full_us: Some(7890) }),
-            Some(Pressure { some_us: Some(2_000_000), full_us: Some(1_000_000) }),
-            Some(Pressure { some_us: Some(42), full_us: Some(0) }),
+            Some(Pressure {
+                some_us: Some(123_456),
+                full_us: Some(7890),
+            }),
+            Some(Pressure {
+                some_us: Some(2_000_000),
+                full_us: Some(1_000_000),
+            }),
+            Some(Pressure {
+                some_us: Some(42),
+                full_us: Some(0),
+            }),
         ],
     };
     assert_eq!(s, want);
@@ -56,7 +89,13 @@ fn v2_reads_every_figure() {
     let dir = tmp.path().join("berth/abc");
     std::fs::write(dir.join("cpu.max"), "max 100000\n").unwrap();
     std::fs::write(dir.join("memory.max"), "max\n").unwrap();
-    for f in ["memory.peak", "pids.current", "pids.max", "cpu.pressure", "memory.swap.current"] {
+    for f in [
+        "memory.peak",
+        "pids.current",
+        "pids.max",
+        "cpu.pressure",
+        "memory.swap.current",
+    ] {
         std::fs::remove_file(dir.join(f)).unwrap();
     }
     read_cgroup(&mut r, &paths, 100, &mut s);
@@ -105,7 +144,14 @@ fn v1_reads_every_figure() {
         spec_cpu_period_us: Some(100_000),
         spec_cpu_shares: Some(512),
         spec_cpu_weight: None,
-        io: vec![IoDevice { major: 8, minor: 16, read_bytes: 1024, write_bytes: 2048, reads: 1, writes: 2 }],
+        io: vec![IoDevice {
+            major: 8,
+            minor: 16,
+            read_bytes: 1024,
+            write_bytes: 2048,
+            reads: 1,
+            writes: 2,
+        }],
         pids_current: Some(2),
         pids_max: Some(Limit::Max),
         processes: Some(2),
@@ -116,7 +162,11 @@ fn v1_reads_every_figure() {
 
     // USER_HZ other than 100; the non-recursive blkio fallback; threads from tasks.
     let blk = tmp.path().join("blkio/berth/xyz");
-    std::fs::rename(blk.join("blkio.throttle.io_service_bytes_recursive"), blk.join("blkio.throttle.io_service_bytes")).unwrap();
+    std::fs::rename(
+        blk.join("blkio.throttle.io_service_bytes_recursive"),
+        blk.join("blkio.throttle.io_service_bytes"),
+    )
+    .unwrap();
     std::fs::remove_file(tmp.path().join("pids/berth/xyz/pids.current")).unwrap();
     std::fs::write(tmp.path().join("cpu/berth/xyz/cpu.cfs_quota_us"), "50000\n").unwrap();
     read_cgroup(&mut r, &paths, 250, &mut s);

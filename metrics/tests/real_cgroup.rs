@@ -6,7 +6,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use berth_metrics::{read_cgroup, CgroupDirs, CgroupPaths, CgroupStats, Collector, CollectorOptions, ContainerInfo, FileReader, ReadOutcome};
+use berth_metrics::{
+    read_cgroup, CgroupDirs, CgroupPaths, CgroupStats, Collector, CollectorOptions, ContainerInfo,
+    FileReader, ReadOutcome,
+};
 
 struct TestCgroup {
     dirs: Vec<PathBuf>,
@@ -44,14 +47,27 @@ fn busy_shell_in_own_cgroup() {
         *blkio = None; // the brief's controllers only: cpu, cpuacct, memory, pids
     }
     let dirs: Vec<PathBuf> = match &paths.dirs {
-        CgroupDirs::V1 { cpu, cpuacct, memory, pids, .. } => {
-            let mut v: Vec<PathBuf> = [cpu, cpuacct, memory, pids].into_iter().flatten().cloned().collect();
+        CgroupDirs::V1 {
+            cpu,
+            cpuacct,
+            memory,
+            pids,
+            ..
+        } => {
+            let mut v: Vec<PathBuf> = [cpu, cpuacct, memory, pids]
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect();
             v.dedup(); // co-mounted cpu,cpuacct
             v
         }
         CgroupDirs::V2 { dir } => vec![dir.clone()],
     };
-    let mut guard = TestCgroup { dirs: Vec::new(), child: None };
+    let mut guard = TestCgroup {
+        dirs: Vec::new(),
+        child: None,
+    };
     for d in &dirs {
         assert!(!d.exists(), "{} exists already", d.display());
         std::fs::create_dir(d).unwrap_or_else(|e| panic!("create {}: {e}", d.display()));
@@ -60,7 +76,10 @@ fn busy_shell_in_own_cgroup() {
     // The shell waits until it has been moved, then execs the busy loop, so that the new
     // image's memory is charged inside the cgroup.
     let child = Command::new("sh")
-        .args(["-c", "sleep 0.1; exec sh -c 'i=0; while :; do i=$((i+1)); done'"])
+        .args([
+            "-c",
+            "sleep 0.1; exec sh -c 'i=0; while :; do i=$((i+1)); done'",
+        ])
         .spawn()
         .unwrap();
     let pid = child.id();
@@ -72,7 +91,10 @@ fn busy_shell_in_own_cgroup() {
 
     let mut r = FileReader::new();
     let mut s = CgroupStats::default();
-    assert_eq!(read_cgroup(&mut r, &paths, berth_metrics::host::clk_tck(), &mut s), ReadOutcome::Read);
+    assert_eq!(
+        read_cgroup(&mut r, &paths, berth_metrics::host::clk_tck(), &mut s),
+        ReadOutcome::Read
+    );
     eprintln!("{s:#?}");
     assert!(s.cpu_usage_ns.unwrap() > 0, "cpu usage");
     assert!(s.cpu_user_ns.unwrap() + s.cpu_system_ns.unwrap() > 0);
