@@ -25,7 +25,7 @@
 //! # let _ = text;
 //! ```
 //!
-//! The family table (type, labels, meaning, v1 and v2 source) is `metrics/METRICS.md`.
+//! The family table (type, labels, meaning, v1 and v2 source) is `docs/metrics.md`.
 //!
 //! * [`collector`]: the scrape (read every container, write every family).
 //! * [`cgroup`], [`parse`], [`reader`], [`host`]: the readers, usable on their own.

@@ -321,7 +321,7 @@ fn self_metrics_and_empty_list() {
     assert!(text.contains("berth_metrics_containers 3\n"));
 }
 
-/// The promlint problems cAdvisor's names are known to cause (METRICS.md lists them).
+/// The promlint problems cAdvisor's names are known to cause (docs/metrics.md lists them).
 const KNOWN_LINT: &[&str] = &["container_memory_failcnt"];
 
 #[test]
