@@ -11,10 +11,11 @@
 #    (examples/attach_bench.rs, berth::api::Client); then `/usr/lib/cni/bridge` ADD and DEL
 #    (host-local IPAM, dataDir in the temp dir, bridge brtcni0, 10.231.210.0/24), as
 #    ../shared/tools/bench-cni.sh does. Medians and the ratios CNI/berthd.
-# 2. SCALE netns (made in parallel, untimed). PAR clients attach them all at once, then detach
-#    them all (throughput under the concurrency cap). Then one by one: p50/p99 of the attaches
-#    in the last decile before 10, 100 and 1000 endpoints, PROBES attach+detach cycles of one
-#    more namespace at each of those sizes, and berthd's VmRSS.
+# 2. SCALE netns (made in parallel, untimed), attached one by one: p50/p99 of the attaches in
+#    the last decile before 10, 100 and 1000 endpoints, PROBES attach+detach cycles of one more
+#    namespace at each of those sizes (the attach is timed, after a pause that lets the kernel
+#    finish the previous detach), and berthd's VmRSS. Then PAR clients detach them all at
+#    once, then attach them all again (throughput under berthd's concurrency cap).
 # Packets go only between the host and its own bridges/namespaces. Everything made here
 # (netns, bridges, the table, berthd by pid, the temp dir) is removed at exit.
 set -euo pipefail
@@ -39,7 +40,7 @@ if ((${#need[@]})); then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 (cd "$here" && cargo build --release -q --bin berthd --bin netctl --example attach_bench)
-bin=$here/target/release
+bin=${CARGO_TARGET_DIR:-$here/target}/release
 netctl=$bin/netctl
 bench=$bin/examples/attach_bench
 
@@ -169,11 +170,11 @@ t0=$(usec); mkns 1 "$SCALE"; ip netns add "${nsp}probe"
 echo
 echo "## scale: one network, up to $SCALE endpoints (created $SCALE netns in $(( ($(usec) - t0) / 1000 )) ms, untimed)"
 echo "berthd VmRSS before: $(awk '/^VmRSS/ { print $2 }' "/proc/$berthd_pid/status") KiB"
+"$bench" "$BERTH_SOCKET" scale "$nsp" "$SCALE" "$berthd_pid" "$PROBES"
+echo "berthd VmRSS at $SCALE endpoints: $(awk '/^VmRSS/ { print $2 }' "/proc/$berthd_pid/status") KiB, VmHWM $(awk '/^VmHWM/ { print $2 }' "/proc/$berthd_pid/status") KiB"
 if ((PAR > 0)); then
     "$bench" "$BERTH_SOCKET" par "$nsp" "$SCALE" "$PAR"
 fi
-"$bench" "$BERTH_SOCKET" scale "$nsp" "$SCALE" "$berthd_pid" "$PROBES"
-echo "berthd VmRSS at $SCALE endpoints: $(awk '/^VmRSS/ { print $2 }' "/proc/$berthd_pid/status") KiB, VmHWM $(awk '/^VmHWM/ { print $2 }' "/proc/$berthd_pid/status") KiB"
 if grep -qiE ' (ERROR|WARN) ' "$work/berthd.log"; then
     echo "# berthd warnings/errors:"; grep -iE ' (ERROR|WARN) ' "$work/berthd.log" | head -5
 fi

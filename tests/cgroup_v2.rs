@@ -152,8 +152,12 @@ fn berth_on_a_pure_cgroup_v2_host() {
     let wall = started.elapsed();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let transcript = format!("--- guest output ---\n{stdout}--- run-in-v2-vm.sh stderr ---\n{stderr}");
-    eprintln!("cgroup_v2: VM run took {:.1} s\n{transcript}", wall.as_secs_f64());
+    let transcript =
+        format!("--- guest output ---\n{stdout}--- run-in-v2-vm.sh stderr ---\n{stderr}");
+    eprintln!(
+        "cgroup_v2: VM run took {:.1} s\n{transcript}",
+        wall.as_secs_f64()
+    );
 
     assert_ne!(
         out.status.code(),
@@ -166,7 +170,9 @@ fn berth_on_a_pure_cgroup_v2_host() {
     for check in CHECKS {
         let ok = lines.iter().any(|l| *l == format!("OK {check}"));
         let skipped = OPTIONAL.contains(check)
-            && lines.iter().any(|l| l.starts_with(&format!("SKIP {check}:")));
+            && lines
+                .iter()
+                .any(|l| l.starts_with(&format!("SKIP {check}:")));
         if !ok && !skipped {
             missing.push(*check);
         }
@@ -175,5 +181,9 @@ fn berth_on_a_pure_cgroup_v2_host() {
         missing.is_empty(),
         "berth on cgroup v2: checks not OK: {missing:?}\n{transcript}"
     );
-    assert!(out.status.success(), "guest script failed: {:?}\n{transcript}", out.status);
+    assert!(
+        out.status.success(),
+        "guest script failed: {:?}\n{transcript}",
+        out.status
+    );
 }

@@ -21,6 +21,13 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Seconds between background reconciles (0: only at start and on request).
     pub reconcile_interval_secs: u64,
+    /// Where `/metrics` and `/healthz` are served (`--metrics-addr` wins); default loopback
+    /// only, `0.0.0.0:9480` exposes them to the network; empty: not served.
+    pub metrics_addr: String,
+    /// Seconds between rounds of the watch loop (OOM events, limits restored; 0: off).
+    pub watch_interval_secs: u64,
+    /// Write back container limits changed behind berth's back.
+    pub enforce_limits: bool,
     pub default_network: DefaultNetwork,
     pub firewall: FirewallConfig,
     pub dns: DnsConfig,
@@ -34,6 +41,9 @@ impl Default for Config {
             log_format: "plain".into(),
             max_body_bytes: 1 << 20,
             reconcile_interval_secs: 60,
+            metrics_addr: super::metrics::DEFAULT_ADDR.into(),
+            watch_interval_secs: 5,
+            enforce_limits: true,
             default_network: DefaultNetwork::default(),
             firewall: FirewallConfig::default(),
             dns: DnsConfig::default(),
@@ -130,6 +140,14 @@ impl Config {
             return Err(format!(
                 "log_format {:?}: use \"plain\" or \"json\"",
                 self.log_format
+            ));
+        }
+        if !self.metrics_addr.is_empty()
+            && self.metrics_addr.parse::<std::net::SocketAddr>().is_err()
+        {
+            return Err(format!(
+                "metrics_addr {:?}: use ADDRESS:PORT, e.g. \"127.0.0.1:9480\"",
+                self.metrics_addr
             ));
         }
         if self.max_body_bytes < 1024 {

@@ -316,12 +316,16 @@ impl Agent {
             agent: self,
             key: key.clone(),
         };
-        let lease = net.ipam().allocate(LeaseRequest {
+        let (lease, durable) = net.ipam().allocate_deferred(LeaseRequest {
             owner: key.clone(),
             requested,
             netns: Some(tgt.netns.clone()),
             ifname: Some(ifname.clone()),
         })?;
+        // the lease reaches the disk while the kernel work runs; it is checked before the
+        // endpoint is committed (a crash before that leaves a lease without a record, which
+        // reconcile releases)
+        let durable = tokio::task::spawn_blocking(move || durable.wait());
         let release = |why: &dyn std::fmt::Display| {
             if let Err(e) = net.ipam().release(&key) {
                 tracing::error!(owner = %key, error = %e, "cannot release the lease of a failed attach");
@@ -382,6 +386,15 @@ impl Agent {
                 return Err(e);
             }
         };
+        let durable = match durable.await {
+            Ok(r) => r.map_err(AgentError::from),
+            Err(e) => Err(AgentError::Internal(format!("flushing the lease: {e}"))),
+        };
+        if let Err(e) = durable {
+            let _ = self.host.detach_veth(&spec.host_ifname, None).await;
+            release(&e);
+            return Err(e);
+        }
         let ep = Endpoint {
             container_id: tgt.id.clone(),
             name,
@@ -422,7 +435,7 @@ impl Agent {
             return Err(e);
         }
         self.index().eps.insert(key.clone(), rec.clone());
-        self.dns_refresh(&netname);
+        self.dns.add(&netname, &rec);
         drop(gate);
         tracing::info!(container = %rec.ep.name, network = %netname, ifname = %rec.ep.ifname,
             addresses = ?rec.ep.addresses, "attached");
@@ -437,7 +450,7 @@ impl Agent {
         if let Err(e) = self.fw.unpublish(r).await {
             tracing::warn!(owner = %r.owner, error = %e, "cannot unpublish the endpoint's ports");
         }
-        self.dns_refresh(&r.ep.network);
+        self.dns.remove(&r.ep.network, r);
         let container = r
             .alive()
             .then(|| (std::path::Path::new(&r.ep.netns), r.ep.ifname.as_str()));

@@ -26,6 +26,7 @@ pub mod config;
 mod endpoints;
 pub mod error;
 mod fw;
+pub mod metrics;
 mod netdns;
 mod networks;
 mod reconcile;

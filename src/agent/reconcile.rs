@@ -20,6 +20,12 @@ use std::collections::HashSet;
 impl Agent {
     /// See the module docs.
     pub async fn reconcile(&self) -> Result<ReconcileReport> {
+        let r = self.reconcile_counted().await;
+        super::metrics::count_reconcile(r.is_ok());
+        r
+    }
+
+    async fn reconcile_counted(&self) -> Result<ReconcileReport> {
         let _a = self.admin.lock().await;
         let mut rep = ReconcileReport::default();
         for net in self.all_nets() {

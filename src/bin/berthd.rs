@@ -3,7 +3,9 @@
 
 use anyhow::{Context, Result};
 use berth::agent::config::{Config, DEFAULT_CONFIG};
+use berth::agent::metrics::{self, Metrics};
 use berth::agent::{server, Agent, AgentOptions};
+use berth::container::state::Paths;
 use berth::options::GlobalOptions;
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
@@ -32,6 +34,11 @@ struct Cli {
     /// API socket [default: the config's `socket`, else <run-root>/berthd.sock].
     #[arg(long, env = "BERTH_SOCKET", value_name = "PATH")]
     socket: Option<PathBuf>,
+
+    /// Address of the Prometheus endpoint (`/metrics`, `/healthz`) [default: the config's
+    /// `metrics_addr`, else 127.0.0.1:9480]; `0.0.0.0:PORT` serves every interface; empty: off.
+    #[arg(long, env = "BERTHD_METRICS_ADDR", value_name = "ADDR:PORT")]
+    metrics_addr: Option<String>,
 
     /// Log format [default: the config's `log_format`, else plain].
     #[arg(long, value_enum, value_name = "FORMAT")]
@@ -128,6 +135,10 @@ async fn run(cli: Cli, config_path: PathBuf, config: Config, set_level: SetLevel
         .or_else(|| config.socket.clone())
         .unwrap_or_else(|| berth::api::default_socket(&cli.global.run_root));
     let interval = config.reconcile_interval_secs;
+    let metrics_addr = cli
+        .metrics_addr
+        .clone()
+        .unwrap_or_else(|| config.metrics_addr.clone());
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
@@ -147,6 +158,54 @@ async fn run(cli: Cli, config_path: PathBuf, config: Config, set_level: SetLevel
     let serving = tokio::spawn(server::serve(agent.clone(), listener, async move {
         let _ = stop_rx.await;
     }));
+    let metrics = Arc::new(Metrics::new(Paths::new(
+        &cli.global.root,
+        &cli.global.run_root,
+    )));
+    let (mstop_tx, mstop_rx) = tokio::sync::oneshot::channel::<()>();
+    let metrics_serving = if metrics_addr.is_empty() {
+        None
+    } else {
+        let addr: std::net::SocketAddr = metrics_addr
+            .parse()
+            .with_context(|| format!("--metrics-addr {metrics_addr:?}: use ADDRESS:PORT"))?;
+        // The default address taken by something else is not worth refusing to start for
+        // (several berthds on one host, e.g. tests); an address asked for is.
+        let asked = cli.metrics_addr.is_some() || metrics_addr != metrics::DEFAULT_ADDR;
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => {
+                tracing::info!(%addr, "serving /metrics and /healthz");
+                Some(tokio::spawn(metrics::serve(
+                    agent.clone(),
+                    metrics.clone(),
+                    l,
+                    async move {
+                        let _ = mstop_rx.await;
+                    },
+                )))
+            }
+            Err(e) if !asked => {
+                tracing::error!(%addr, error = %e, "cannot serve /metrics; set metrics_addr or --metrics-addr");
+                None
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot listen on {addr} for /metrics"))
+            }
+        }
+    };
+    let (wa, wm) = (agent.clone(), metrics.clone());
+    let watching = tokio::spawn(async move {
+        loop {
+            let (secs, enforce) = wa.watch_settings();
+            if secs == 0 {
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                continue;
+            }
+            let m = wm.clone();
+            let _ = tokio::task::spawn_blocking(move || m.watch(enforce)).await;
+            tokio::time::sleep(std::time::Duration::from_secs(secs)).await;
+        }
+    });
     let bg = agent.clone();
     let periodic = tokio::spawn(async move {
         let mut secs = interval;
@@ -174,6 +233,11 @@ async fn run(cli: Cli, config_path: PathBuf, config: Config, set_level: SetLevel
         }
     }
     periodic.abort();
+    watching.abort();
+    let _ = mstop_tx.send(());
+    if let Some(m) = metrics_serving {
+        let _ = m.await;
+    }
     let _ = stop_tx.send(());
     let _ = serving.await;
     agent.shutdown().await;

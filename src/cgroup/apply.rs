@@ -95,6 +95,12 @@ pub struct Prepared {
 }
 
 impl Prepared {
+    /// The files and values the writes will make, in order (berthd compares them with what
+    /// the cgroup holds to notice a limit changed behind its back).
+    pub fn files(&self) -> impl Iterator<Item = (&Path, &str)> {
+        self.todo.iter().map(|(p, v, _)| (p.as_path(), v.as_str()))
+    }
+
     /// Makes the writes, in order.
     pub fn write(self) -> Result<()> {
         let todo = self.todo;
@@ -203,6 +209,42 @@ impl Cgroup {
             }
         }
         Ok(())
+    }
+
+    /// v2: enables `memory pids cpu io` down the parent chain (those the kernel offers and
+    /// that are not enabled yet), so that a container without limits still has the files its
+    /// metrics come from. Best effort: a failure is logged and the rest goes on. No-op on v1.
+    pub fn enable_stat_controllers(&self) {
+        if self.version != Version::V2 {
+            return;
+        }
+        let Some(mount) = self.mounts.first() else {
+            return;
+        };
+        let mut chain = vec![mount.clone()];
+        let parts: Vec<_> = self.rel.components().collect();
+        for part in parts.iter().take(parts.len().saturating_sub(1)) {
+            let next = chain[chain.len() - 1].join(part);
+            chain.push(next);
+        }
+        for name in ["memory", "pids", "cpu", "io"] {
+            for dir in &chain {
+                let avail = fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+                if !avail.split_whitespace().any(|c| c == name) {
+                    tracing::debug!(controller = name, dir = %dir.display(), "controller not available; its metrics are left out");
+                    break;
+                }
+                let control = dir.join("cgroup.subtree_control");
+                let enabled = fs::read_to_string(&control).unwrap_or_default();
+                if enabled.split_whitespace().any(|c| c == name) {
+                    continue;
+                }
+                if let Err(e) = fs::write(&control, format!("+{name}")) {
+                    tracing::info!(controller = name, file = %control.display(), error = %e, "cannot enable the controller; its metrics are left out");
+                    break;
+                }
+            }
+        }
     }
 
     /// How many processes of this cgroup the OOM killer killed (v2 `memory.events`, v1

@@ -126,6 +126,7 @@ impl Runtime {
         };
         state::write_record(&self.paths, &record)?;
         guard.disarm();
+        super::events::emit(&self.paths, "create", &record, &[]);
         Ok(record)
     }
 
@@ -284,6 +285,7 @@ impl Runtime {
     pub(super) fn destroy_locked(&self, id: &str) -> Result<()> {
         let mut first: Option<ContainerError> = None;
         let mut clean = true;
+        let destroyed = state::read_record(&self.paths, id).ok().flatten();
         let mut note = |r: Result<()>| {
             if let Err(e) = r {
                 tracing::warn!(container = id, "{e}");
@@ -325,7 +327,14 @@ impl Runtime {
         // again once the error is fixed.
         if note(Ok(())) {
             let trash = super::trash::Trash::new(&self.paths.root);
-            note(trash.discard(&dir).map_err(|e| ContainerError::io("cannot remove", &dir, e)));
+            note(
+                trash
+                    .discard(&dir)
+                    .map_err(|e| ContainerError::io("cannot remove", &dir, e)),
+            );
+        }
+        if let (Some(r), None) = (&destroyed, &first) {
+            super::events::emit(&self.paths, "destroy", r, &[]);
         }
         first.map_or(Ok(()), Err)
     }

@@ -5,6 +5,7 @@
 pub mod config;
 pub mod control;
 pub mod detach;
+pub mod events;
 pub mod exec;
 pub mod id;
 pub mod lifecycle;

@@ -144,6 +144,8 @@ impl Runtime {
         }
         cgroup.create()?;
         teardown.cgroup = Some(cgroup.clone());
+        // v2: the statistics controllers, so that every container has metrics (best effort).
+        cgroup.enable_stat_controllers();
         // Limits before the first process exists: its first fork is already bounded.
         cgroup.apply(&config.resources)?;
 
@@ -208,6 +210,7 @@ impl Runtime {
         st.pid = pid;
         st.pid_start = state::process_start_time(pid).unwrap_or(0);
         state::write_state(&self.paths, id, &st)?;
+        super::events::emit(&self.paths, "start", record, &[]);
 
         let outcome = spawned.start().and_then(|running| {
             attach.report(Ok(()));
@@ -220,6 +223,15 @@ impl Runtime {
         };
         // Read before the teardown removes the cgroup and its counters.
         st.oom_killed = cgroup.oom_kills().is_some_and(|n| n > 0);
+        if st.oom_killed {
+            super::events::emit(&self.paths, "oom", record, &[]);
+        }
+        super::events::emit(
+            &self.paths,
+            "die",
+            record,
+            &[("exitCode", code.to_string())],
+        );
         let cleanup = teardown.run();
         st.status = Status::Exited;
         st.pid = 0;

@@ -9,6 +9,7 @@ mod images;
 mod lifecycle;
 mod pull;
 mod resources;
+mod stats;
 
 use berth::options::GlobalOptions;
 use clap::{Parser, Subcommand};
@@ -75,6 +76,10 @@ enum Command {
     Top(exec::TopArgs),
     /// Change the resource limits of running containers.
     Update(resources::UpdateArgs),
+    /// Show containers' resource usage (CPU, memory, network, block IO, pids), live.
+    Stats(stats::StatsArgs),
+    /// Show container lifecycle and OOM events, then follow new ones.
+    Events(stats::EventsArgs),
 }
 
 fn main() -> ExitCode {
@@ -103,6 +108,8 @@ fn main() -> ExitCode {
         Command::Exec(a) => exec::exec(&cli.global, a),
         Command::Top(a) => exec::top(&cli.global, a),
         Command::Update(a) => resources::update(&cli.global, a),
+        Command::Stats(a) => stats::stats(&cli.global, a),
+        Command::Events(a) => stats::events(&cli.global, a),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),

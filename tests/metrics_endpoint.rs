@@ -1,0 +1,494 @@
+//! berthd's Prometheus endpoint, watch loop and the `stats`/`events` commands on the real
+//! kernel (root). Each berthd test starts its own berthd on the test's berth roots, with a
+//! default network on a unique bridge `brt24<k>` / `10.231.24<k>.0/24`, nftables table
+//! `berth_t24<k>`, no DNS, and `/metrics` on a free loopback port. Drop kills berthd by pid and
+//! deletes the bridge and the table.
+
+#[path = "common/container_env.rs"]
+mod container_env;
+#[path = "common/layout.rs"]
+mod layout;
+
+use container_env::Env;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+macro_rules! need_root {
+    () => {
+        if !is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+    };
+}
+
+struct Daemon {
+    n: u32,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+    port: u16,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Daemon {
+    fn start(n: u32, env: &Env) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let config = format!(
+            "log_level = \"info\"\nreconcile_interval_secs = 0\n\
+             metrics_addr = \"127.0.0.1:{port}\"\nwatch_interval_secs = 1\n\
+             [default_network]\nbridge = \"brt{n}\"\nsubnet = \"10.231.{n}.0/24\"\n\
+             [firewall]\ntable = \"berth_t{n}\"\n[dns]\nenabled = false\n"
+        );
+        std::fs::write(dir.path().join("berthd.toml"), config).unwrap();
+        std::fs::create_dir_all(env.run_root()).unwrap();
+        let log = std::fs::File::create(dir.path().join("berthd.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_berthd"))
+            .arg("--config")
+            .arg(dir.path().join("berthd.toml"))
+            .arg("--root")
+            .arg(env.root())
+            .arg("--run-root")
+            .arg(env.run_root())
+            .env_remove("BERTH_LOG_LEVEL")
+            .env_remove("BERTH_SOCKET")
+            .env_remove("BERTHD_METRICS_ADDR")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut d = Daemon {
+            n,
+            dir,
+            child: Some(child),
+            port,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while d.get("/healthz").map(|(s, _)| s) != Some(200) {
+            if let Some(Ok(Some(_))) = d.child.as_mut().map(Child::try_wait) {
+                panic!("berthd exited: {}", d.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "berthd did not start: {}",
+                d.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        d
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("berthd.log")).unwrap_or_default()
+    }
+
+    /// A plain HTTP/1.1 GET; (status, body).
+    fn get(&self, path: &str) -> Option<(u16, String)> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut buf = String::new();
+        s.read_to_string(&mut buf).ok()?;
+        let (head, body) = buf.split_once("\r\n\r\n")?;
+        let status = head.split(' ').nth(1)?.parse().ok()?;
+        assert!(
+            path != "/metrics" || head.contains("text/plain; version=0.0.4"),
+            "content type: {head}"
+        );
+        // chunked bodies do not occur (Full bodies have a length)
+        Some((status, body.to_string()))
+    }
+
+    fn metrics(&self) -> String {
+        let (status, body) = self.get("/metrics").expect("scrape");
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = Command::new("ip")
+            .args(["link", "del", &format!("brt{}", self.n)])
+            .output();
+        let _ = Command::new("nft")
+            .args(["delete", "table", "inet", &format!("berth_t{}", self.n)])
+            .output();
+    }
+}
+
+/// Sample lines of `family` (exact name) whose labels contain `needle`.
+fn samples<'a>(text: &'a str, family: &str, needle: &str) -> Vec<&'a str> {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(family)
+                .is_some_and(|r| r.starts_with('{') || r.starts_with(' '))
+                && l.contains(needle)
+        })
+        .collect()
+}
+
+fn value(line: &str) -> f64 {
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+fn id_of(env: &Env, name: &str) -> String {
+    env.inspect(name)["Id"].as_str().unwrap().to_string()
+}
+
+fn promtool_check(text: &str) {
+    let Some(promtool) = ["/usr/bin/promtool", "/usr/local/bin/promtool"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.exists())
+    else {
+        eprintln!("promtool not installed: check skipped");
+        return;
+    };
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let unexpected: Vec<&str> = report
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .filter(|l| !l.starts_with("container_memory_failcnt "))
+        .collect();
+    assert!(unexpected.is_empty(), "promtool: {unexpected:#?}");
+    assert!(matches!(out.status.code(), Some(0) | Some(3)), "{report}");
+}
+
+#[test]
+fn metrics_endpoint_shows_running_containers_and_forgets_removed_ones() {
+    need_root!();
+    let env = Env::new();
+    let d = Daemon::start(241, &env);
+    for name in ["m1", "m2"] {
+        env.ok(&[
+            "run", "-d", "--name", name, "--memory", "64m", "--cpus", "0.5", "--label", "team=a",
+            "busybox", "sleep", "300",
+        ]);
+    }
+    let (id1, id2) = (id_of(&env, "m1"), id_of(&env, "m2"));
+    let text = d.metrics();
+    for id in [&id1, &id2] {
+        let sel = format!("id=\"{}/{id}\"", env.cgroup_parent);
+        let lim = samples(&text, "container_spec_memory_limit_bytes", &sel);
+        assert_eq!(lim.len(), 1, "{text}");
+        assert!(lim[0].contains("image=\"busybox\""), "{}", lim[0]);
+        assert!(lim[0].contains("container_label_team=\"a\""), "{}", lim[0]);
+        assert!(lim[0].contains("name=\"m"), "{}", lim[0]);
+        assert_eq!(value(lim[0]), 67108864.0);
+        let q = samples(&text, "container_spec_cpu_quota", &sel);
+        assert_eq!(q.len(), 1, "{text}");
+        assert_eq!(value(q[0]), 50000.0);
+        assert_eq!(
+            samples(&text, "container_cpu_usage_seconds_total", &sel).len(),
+            1
+        );
+        assert!(!samples(&text, "container_memory_working_set_bytes", &sel).is_empty());
+        assert!(value(samples(&text, "container_threads", &sel)[0]) >= 1.0);
+        assert_eq!(
+            samples(
+                &text,
+                "berth_container_info",
+                &format!("container_id=\"{id}\"")
+            )
+            .len(),
+            1
+        );
+    }
+    assert_eq!(
+        value(samples(&text, "berth_network_endpoints", "network=\"berth\"")[0]),
+        2.0,
+        "{text}"
+    );
+    assert_eq!(
+        value(samples(&text, "berth_network_addresses", "network=\"berth\"")[0]),
+        253.0
+    );
+    assert_eq!(
+        value(samples(&text, "berth_network_free_addresses", "network=\"berth\"")[0]),
+        251.0
+    );
+    assert!(value(samples(&text, "berth_reconcile_runs_total", "")[0]) >= 1.0);
+    assert_eq!(samples(&text, "berth_reconcile_errors_total", "").len(), 1);
+    assert!(text.contains("machine_cpu_cores "));
+    promtool_check(&text);
+
+    env.ok(&["rm", "-f", "m2"]);
+    let text = d.metrics();
+    assert!(!text.contains(&id2), "removed container still exported");
+    assert!(text.contains(&id1));
+    assert_eq!(
+        value(samples(&text, "berth_network_endpoints", "network=\"berth\"")[0]),
+        1.0
+    );
+    assert!(
+        samples(&text, "berth_agent_scrape_duration_seconds", "").len() == 1,
+        "{text}"
+    );
+    let (status, body) = d.get("/healthz").unwrap();
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+    assert_eq!(d.get("/nope").unwrap().0, 404);
+    env.ok(&["rm", "-f", "m1"]);
+    assert!(!d.metrics().contains(&id1));
+}
+
+/// The memory limit file of a container, on v1 or v2.
+fn memory_limit_file(env: &Env, id: &str) -> PathBuf {
+    let rel = format!("{}/{id}", env.cgroup_parent.trim_start_matches('/'));
+    let v1 = Path::new("/sys/fs/cgroup/memory").join(&rel);
+    if v1.is_dir() {
+        v1.join("memory.limit_in_bytes")
+    } else {
+        Path::new("/sys/fs/cgroup").join(rel).join("memory.max")
+    }
+}
+
+#[test]
+fn berthd_restores_a_limit_changed_behind_its_back_and_reports_oom_kills() {
+    need_root!();
+    let env = Env::new();
+    let d = Daemon::start(242, &env);
+    env.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "keep",
+        "--memory",
+        "64m",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let id = id_of(&env, "keep");
+    let file = memory_limit_file(&env, &id);
+    let read = || std::fs::read_to_string(&file).unwrap().trim().to_string();
+    assert_eq!(read(), "67108864");
+    std::fs::write(&file, "134217728").unwrap();
+    assert_eq!(read(), "134217728");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while read() != "67108864" {
+        assert!(Instant::now() < deadline, "not restored: {}", d.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let text = d.metrics();
+    assert!(value(samples(&text, "berth_limit_restores_total", "")[0]) >= 1.0);
+    // `berth update` is not undone.
+    env.ok(&["update", "--memory", "96m", "keep"]);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(read(), "100663296", "{}", d.log());
+
+    // An OOM kill in a container that keeps running: berthd sees it while it runs.
+    env.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "hog",
+        "-m",
+        "32m",
+        "busybox",
+        "sh",
+        "-c",
+        "(x=$(head -c 64m /dev/zero | tr '\\0' a)); sleep 30",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = d.metrics();
+        if value(samples(&text, "berth_oom_events_total", "")[0]) >= 1.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no OOM seen: {}", d.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let ev = env.ok(&["events", "--format", "json", "--until", "0s"]);
+    let hog = id_of(&env, "hog");
+    assert!(
+        ev.lines()
+            .any(|l| l.contains("\"Action\":\"oom\"") && l.contains(&hog)),
+        "{ev}"
+    );
+    env.ok(&["rm", "-f", "keep", "hog"]);
+}
+
+#[test]
+fn stats_no_stream_json_shows_limit_and_pids() {
+    need_root!();
+    let env = Env::new();
+    env.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "st",
+        "--memory",
+        "64m",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let out = env.ok(&["stats", "--no-stream", "--format", "json"]);
+    let rows: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 1, "{out}");
+    let r = &rows[0];
+    assert_eq!(r["Name"], "st");
+    assert!(
+        r["MemUsage"].as_str().unwrap().ends_with("/ 64MiB"),
+        "{out}"
+    );
+    assert!(r["PIDs"].as_str().unwrap().parse::<u64>().unwrap() >= 1);
+    assert!(r["CPUPerc"].as_str().unwrap().ends_with('%'), "{out}");
+    // The table, and by name.
+    let table = env.ok(&["stats", "--no-stream", "st"]);
+    assert!(table.starts_with("CONTAINER ID"), "{table}");
+    assert!(table.contains("64MiB"), "{table}");
+    env.ok(&["rm", "-f", "st"]);
+}
+
+#[test]
+fn events_show_lifecycle_exit_codes_and_oom() {
+    need_root!();
+    let env = Env::new();
+    let r = env.berth(&[
+        "run",
+        "--network",
+        "none",
+        "--name",
+        "three",
+        "busybox",
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
+    assert_eq!(r.code, 3);
+    let r = env.berth(&[
+        "run",
+        "--network",
+        "none",
+        "--name",
+        "hog",
+        "-m",
+        "32m",
+        "busybox",
+        "sh",
+        "-c",
+        "x=$(head -c 64m /dev/zero | tr '\\0' a); echo survived",
+    ]);
+    assert_eq!(r.code, 137, "{}", r.stderr);
+    let (three, hog) = (id_of(&env, "three"), id_of(&env, "hog"));
+    env.ok(&["rm", "three"]);
+    let out = env.ok(&[
+        "events", "--format", "json", "--since", "1h", "--until", "0s",
+    ]);
+    let evs: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let has = |id: &str, action: &str, code: Option<&str>| {
+        evs.iter().any(|e| {
+            e["id"] == id
+                && e["Action"] == action
+                && code.is_none_or(|c| e["Actor"]["Attributes"]["exitCode"] == c)
+        })
+    };
+    assert!(has(&three, "create", None), "{out}");
+    assert!(has(&three, "start", None), "{out}");
+    assert!(has(&three, "die", Some("3")), "{out}");
+    assert!(has(&three, "destroy", None), "{out}");
+    assert!(has(&hog, "oom", None), "{out}");
+    assert!(has(&hog, "die", Some("137")), "{out}");
+    // oom comes before die
+    let pos = |a: &str| {
+        evs.iter()
+            .position(|e| e["id"] == hog.as_str() && e["Action"] == a)
+    };
+    assert!(pos("oom") < pos("die"));
+    // plain format, and `--since` in the future shows nothing
+    let plain = env.ok(&["events", "--until", "0s"]);
+    assert!(
+        plain.contains(&format!("container die {three} (exitCode=3")),
+        "{plain}"
+    );
+    let none = env.ok(&["events", "--since", "4000000000", "--until", "0s"]);
+    assert_eq!(none, "");
+    // follows: a new event shows up in a running `berth events`
+    let mut follow = env
+        .command(&["events", "--format", "json"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    env.ok(&["rm", "hog"]);
+    let mut stdout = follow.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let hog2 = hog.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 65536];
+        let mut all = String::new();
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            all.push_str(&String::from_utf8_lossy(&buf[..n]));
+            if all
+                .lines()
+                .any(|l| l.contains("\"Action\":\"destroy\"") && l.contains(&hog2))
+            {
+                let _ = tx.send(all.clone());
+                break;
+            }
+        }
+    });
+    let got = rx.recv_timeout(Duration::from_secs(10));
+    let _ = follow.kill();
+    let _ = follow.wait();
+    assert!(got.is_ok(), "berth events did not follow");
+}
