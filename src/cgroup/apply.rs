@@ -227,6 +227,13 @@ impl Cgroup {
             let next = chain[chain.len() - 1].join(part);
             chain.push(next);
         }
+        // An ancestor (other than the root) that holds processes of its own cannot take domain
+        // controllers, and enabling the threaded ones (cpu, pids) there would make it a thread
+        // root under which no container could be placed at all: leave such a chain alone.
+        if let Some(busy) = chain.iter().skip(1).find(|dir| has_processes(dir)) {
+            tracing::info!(cgroup = %busy.display(), "cgroup holds processes of its own; container metrics without limits are left out");
+            return;
+        }
         for name in ["memory", "pids", "cpu", "io"] {
             for dir in &chain {
                 let avail = fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
@@ -338,4 +345,9 @@ fn write_error(flag: &'static str, path: &Path, value: &str, source: io::Error) 
         source,
         hint,
     }
+}
+
+/// Whether a cgroup directory lists any process of its own.
+fn has_processes(dir: &std::path::Path) -> bool {
+    fs::read_to_string(dir.join("cgroup.procs")).is_ok_and(|p| !p.trim().is_empty())
 }
