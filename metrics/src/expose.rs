@@ -72,18 +72,8 @@ pub fn sanitize_label_name(out: &mut String, key: &str) {
 
 pub fn write_u64(out: &mut String, v: u64) {
     let mut tmp = [0u8; 20];
-    let mut i = tmp.len();
-    let mut v = v;
-    loop {
-        i -= 1;
-        tmp[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
     // The digits are ASCII.
-    out.push_str(std::str::from_utf8(&tmp[i..]).unwrap_or("0"));
+    out.push_str(std::str::from_utf8(crate::reader::decimal_digits(&mut tmp, v)).unwrap_or("0"));
 }
 
 /// Writes `v / 10^digits` as an exact decimal without trailing zeros.

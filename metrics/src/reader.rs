@@ -122,18 +122,23 @@ fn is_missing(e: &io::Error) -> bool {
 }
 
 /// Appends the decimal digits of `v`.
-pub(crate) fn push_decimal(out: &mut Vec<u8>, mut v: u64) {
+pub(crate) fn push_decimal(out: &mut Vec<u8>, v: u64) {
     let mut tmp = [0u8; 20];
-    let mut i = tmp.len();
+    out.extend_from_slice(decimal_digits(&mut tmp, v));
+}
+
+/// Writes the decimal digits of `v` at the end of `buf` and returns them (ASCII).
+pub(crate) fn decimal_digits(buf: &mut [u8; 20], mut v: u64) -> &[u8] {
+    let mut i = buf.len();
     loop {
         i -= 1;
-        tmp[i] = b'0' + (v % 10) as u8;
+        buf[i] = b'0' + (v % 10) as u8;
         v /= 10;
         if v == 0 {
             break;
         }
     }
-    out.extend_from_slice(&tmp[i..]);
+    &buf[i..]
 }
 
 #[cfg(test)]

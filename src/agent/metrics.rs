@@ -19,7 +19,6 @@ use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -367,6 +366,9 @@ pub struct NetFigures {
     pub endpoints: u64,
     pub addresses: u64,
     pub free: u64,
+    /// Its endpoints as (container id, name on the network, interface in the container,
+    /// addresses), for `berth_network_endpoint_info`.
+    pub members: Vec<(String, String, String, String)>,
 }
 
 /// The scrape side: the containers, the collector and its output buffer.
@@ -394,7 +396,12 @@ impl Metrics {
         let (collector, out) = &mut *g;
         out.clear();
         collector.write(c.infos(), out);
-        drop(c);
+        // container id -> the `name` label the container families carry
+        let names: HashMap<&str, &str> = c
+            .infos()
+            .iter()
+            .map(|i| (i.id.as_str(), i.name.as_str()))
+            .collect();
         let mut f = Family::begin(
             out,
             "berth_network_endpoints",
@@ -425,6 +432,35 @@ impl Metrics {
             f.sample("", &[("network", &n.name)], Value::U(n.free));
         }
         f.end();
+        // One series per endpoint, labelled as the container_network_* families (`name` is
+        // the container name, `interface` its interface inside the container), so dashboards
+        // join them `on (instance, name, interface)` to put traffic on networks.
+        let mut f = Family::begin(
+            out,
+            "berth_network_endpoint_info",
+            Kind::Gauge,
+            "1 for each endpoint: which container interface is on which network, with its addresses.",
+        );
+        for n in nets {
+            for (id, ep_name, interface, address) in &n.members {
+                // the container's name, as container_network_* label it (an endpoint can be
+                // attached under another DNS name); the endpoint's name for foreign namespaces
+                let name = names.get(id.as_str()).copied().unwrap_or(ep_name);
+                f.sample(
+                    "",
+                    &[
+                        ("network", &n.name),
+                        ("name", name),
+                        ("interface", interface),
+                        ("address", address),
+                    ],
+                    Value::U(1),
+                );
+            }
+        }
+        f.end();
+        drop(names);
+        drop(c);
         let counters: [(&'static str, &str, &AtomicU64); 4] = [
             (
                 "berth_reconcile_runs_total",
@@ -491,8 +527,28 @@ impl Agent {
                     .usage()
                     .into_iter()
                     .fold((0u128, 0u128), |(c, u), (_, cc, uu)| (c + cc, u + uu));
+                let mut records = self.records_of(&n.def.name);
+                records.sort_by(|a, b| a.owner.cmp(&b.owner));
+                let members = records
+                    .iter()
+                    .map(|r| {
+                        // addresses without their prefix length, IPv4 first (as leased)
+                        let addrs: Vec<&str> =
+                            r.ep.addresses
+                                .iter()
+                                .map(|a| a.split('/').next().unwrap_or(a))
+                                .collect();
+                        (
+                            r.ep.container_id.clone(),
+                            r.ep.name.clone(),
+                            r.ep.ifname.clone(),
+                            addrs.join(","),
+                        )
+                    })
+                    .collect();
                 NetFigures {
-                    endpoints: self.records_of(&n.def.name).len() as u64,
+                    endpoints: records.len() as u64,
+                    members,
                     name: n.def.name.clone(),
                     addresses: cap.min(u64::MAX as u128) as u64,
                     free: cap.saturating_sub(used).min(u64::MAX as u128) as u64,
@@ -552,41 +608,13 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => break,
-            r = listener.accept() => {
-                let (stream, _) = match r {
-                    Ok(x) => x,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "metrics accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let agent = agent.clone();
-                let metrics = metrics.clone();
-                tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req| {
-                        let agent = agent.clone();
-                        let metrics = metrics.clone();
-                        async move {
-                            Ok::<_, std::convert::Infallible>(handle(agent, metrics, req).await)
-                        }
-                    });
-                    if let Err(e) = hyper::server::conn::http1::Builder::new()
-                        .timer(hyper_util::rt::TokioTimer::new())
-                        .header_read_timeout(Duration::from_secs(30))
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await
-                    {
-                        tracing::debug!(error = %e, "metrics connection ended with an error");
-                    }
-                });
-            }
-        }
-    }
+    super::server::serve_connections(
+        listener,
+        move |req| handle(agent.clone(), metrics.clone(), req),
+        shutdown,
+        "metrics ",
+    )
+    .await;
 }
 
 #[cfg(test)]

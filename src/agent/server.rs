@@ -11,14 +11,16 @@ use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::HashMap;
+use std::future::Future;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::UnixListener;
 
-type Body = Full<Bytes>;
+pub(crate) type Body = Full<Bytes>;
 
 /// Counts requests being served, for a clean shutdown.
 #[derive(Default)]
@@ -63,35 +65,79 @@ pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
 }
 
 /// Serves until `shutdown` resolves, then waits (up to 30 s) for requests in progress.
-pub async fn serve(
-    agent: Arc<Agent>,
-    listener: UnixListener,
-    shutdown: impl std::future::Future<Output = ()>,
-) {
+pub async fn serve(agent: Arc<Agent>, listener: UnixListener, shutdown: impl Future<Output = ()>) {
     let inflight = Arc::new(InFlight::default());
+    let counted = inflight.clone();
+    serve_connections(
+        listener,
+        move |req| {
+            let agent = agent.clone();
+            let inflight = counted.clone();
+            async move {
+                let _g = inflight.enter();
+                handle(agent, req).await
+            }
+        },
+        shutdown,
+        "",
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while inflight.count() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A listener [`serve_connections`] can accept connections from.
+pub(crate) trait Listener {
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    fn accept_stream(&self) -> impl Future<Output = std::io::Result<Self::Stream>> + Send;
+}
+
+impl Listener for UnixListener {
+    type Stream = tokio::net::UnixStream;
+    async fn accept_stream(&self) -> std::io::Result<Self::Stream> {
+        self.accept().await.map(|(s, _)| s)
+    }
+}
+
+impl Listener for tokio::net::TcpListener {
+    type Stream = tokio::net::TcpStream;
+    async fn accept_stream(&self) -> std::io::Result<Self::Stream> {
+        self.accept().await.map(|(s, _)| s)
+    }
+}
+
+/// Accepts connections on `listener` until `shutdown` resolves, serving each over HTTP/1.1
+/// with `handler` on its own task. `log_prefix` starts the log messages ("metrics ", or "").
+pub(crate) async fn serve_connections<L, H, F>(
+    listener: L,
+    handler: H,
+    shutdown: impl Future<Output = ()>,
+    log_prefix: &'static str,
+) where
+    L: Listener,
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
-            r = listener.accept() => {
-                let (stream, _) = match r {
+            r = listener.accept_stream() => {
+                let stream = match r {
                     Ok(x) => x,
                     Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
+                        tracing::warn!(error = %e, "{log_prefix}accept failed");
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
                     }
                 };
-                let agent = agent.clone();
-                let inflight = inflight.clone();
+                let handler = handler.clone();
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req| {
-                        let agent = agent.clone();
-                        let inflight = inflight.clone();
-                        async move {
-                            let _g = inflight.enter();
-                            Ok::<_, std::convert::Infallible>(handle(agent, req).await)
-                        }
+                        let response = handler(req);
+                        async move { Ok::<_, std::convert::Infallible>(response.await) }
                     });
                     if let Err(e) = hyper::server::conn::http1::Builder::new()
                         .timer(hyper_util::rt::TokioTimer::new())
@@ -99,15 +145,11 @@ pub async fn serve(
                         .serve_connection(TokioIo::new(stream), svc)
                         .await
                     {
-                        tracing::debug!(error = %e, "connection ended with an error");
+                        tracing::debug!(error = %e, "{log_prefix}connection ended with an error");
                     }
                 });
             }
         }
-    }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while inflight.count() > 0 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

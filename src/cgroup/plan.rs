@@ -46,6 +46,18 @@ pub enum IfMissing {
     Warn(&'static str),
 }
 
+impl IfMissing {
+    /// [`IfMissing::Error`] with `advice` when the user asked for the setting, else
+    /// [`IfMissing::Skip`].
+    fn error_or_skip(required: bool, advice: &'static str) -> IfMissing {
+        if required {
+            IfMissing::Error(advice)
+        } else {
+            IfMissing::Skip
+        }
+    }
+}
+
 /// One setting: the first of `choices` whose file exists in the controller's directory is
 /// written.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -156,11 +168,7 @@ fn plan_v1(r: &Resources) -> Vec<Write> {
     }
     if let Some((s, explicit)) = r.effective_memory_swap() {
         let mut sw = w(Memory, "--memory-swap", "memory.memsw.limit_in_bytes", s);
-        sw.if_missing = if explicit {
-            IfMissing::Error(NO_SWAP_ACCOUNTING)
-        } else {
-            IfMissing::Skip
-        };
+        sw.if_missing = IfMissing::error_or_skip(explicit, NO_SWAP_ACCOUNTING);
         out.push(sw);
     }
     let soft = match (r.memory_reservation, r.priority) {
@@ -192,11 +200,7 @@ fn plan_v1(r: &Resources) -> Vec<Write> {
                 ("blkio.weight", wt.to_string()),
             ],
             flag,
-            if_missing: if strict {
-                IfMissing::Error(NO_BLKIO_WEIGHT)
-            } else {
-                IfMissing::Skip
-            },
+            if_missing: IfMissing::error_or_skip(strict, NO_BLKIO_WEIGHT),
         });
     }
     for d in &r.blkio_weight_device {
@@ -274,11 +278,7 @@ fn plan_v2(r: &Resources) -> Vec<Write> {
             (s, None) => s.to_string(),
         };
         let mut sw = w(Memory, "--memory-swap", "memory.swap.max", v);
-        sw.if_missing = if explicit {
-            IfMissing::Error(NO_SWAP_ACCOUNTING)
-        } else {
-            IfMissing::Skip
-        };
+        sw.if_missing = IfMissing::error_or_skip(explicit, NO_SWAP_ACCOUNTING);
         out.push(sw);
     }
     if let Some(low) = r.effective_memory_low() {
@@ -318,11 +318,7 @@ fn plan_v2(r: &Resources) -> Vec<Write> {
                 ("io.weight", format!("default {io}")),
             ],
             flag,
-            if_missing: if strict {
-                IfMissing::Error(NO_BLKIO_WEIGHT)
-            } else {
-                IfMissing::Skip
-            },
+            if_missing: IfMissing::error_or_skip(strict, NO_BLKIO_WEIGHT),
         });
     }
     for d in &r.blkio_weight_device {

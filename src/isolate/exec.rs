@@ -86,16 +86,7 @@ fn run(spec: &ExecSpec, sync: OwnedFd, mask: &libc::sigset_t) -> Result<Infallib
     }
     if !spec.detached {
         // Dies with the CLI, as the container's processes die with their monitor.
-        // SAFETY: prctl with integer arguments.
-        unsafe {
-            libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
-            )
-        };
+        init::kill_on_parent_death();
     }
     // The cgroup first, through the host's /sys/fs/cgroup (before the mount namespace
     // changes), and before the cgroup namespace, whose root is the container's cgroup.

@@ -71,16 +71,7 @@ fn run(spec: &Spec, sync: OwnedFd, mask: &libc::sigset_t) -> Result<Infallible, 
         super::reaper::install_stdio(stdio).map_err(setup)?;
     }
     // The container must not outlive the runtime that monitors it and cleans up after it.
-    // SAFETY: prctl with integer arguments.
-    unsafe {
-        libc::prctl(
-            libc::PR_SET_PDEATHSIG,
-            libc::SIGKILL as libc::c_ulong,
-            0,
-            0,
-            0,
-        )
-    };
+    kill_on_parent_death();
 
     // Into the cgroup before anything else runs: a fork bomb is bounded from its first fork.
     for tasks in &spec.self_join {
@@ -196,6 +187,20 @@ pub(super) fn finish(spec: &Process<'_>, mask: &libc::sigset_t) -> Result<Infall
 fn install_seccomp(programs: &[seccompiler::BpfProgram]) -> Result<(), Fail> {
     super::seccomp::install(programs)
         .map_err(|e| setup(format!("cannot install the seccomp profile: {e}")))
+}
+
+/// SIGKILL for this process when its parent dies (PR_SET_PDEATHSIG).
+pub(super) fn kill_on_parent_death() {
+    // SAFETY: prctl with integer arguments.
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    };
 }
 
 /// Every signal back to its default action (an ignored SIGPIPE, as Rust programs start with,

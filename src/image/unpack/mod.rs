@@ -179,7 +179,7 @@ fn unpack_decompressed<D: Read>(
 }
 
 /// Reads until `buf` is full or the stream ends; returns the bytes read.
-fn read_up_to<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+pub(super) fn read_up_to<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
     let mut got = 0;
     while got < buf.len() {
         match r.read(&mut buf[got..]) {

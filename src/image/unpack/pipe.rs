@@ -121,7 +121,7 @@ where
         let mut produced: u64 = 0;
         let input_result = loop {
             let mut buf = back_rx.try_recv().unwrap_or_else(|_| vec![0; CHUNK]);
-            let n = match fill(&mut input, &mut buf) {
+            let n = match super::read_up_to(&mut input, &mut buf) {
                 Ok(n) => n,
                 Err(e) => break Err(e),
             };
@@ -144,20 +144,6 @@ where
             Ok(()) => result,
         }
     })
-}
-
-/// Reads until `buf` is full or the input ends.
-fn fill<S: Read>(input: &mut S, buf: &mut [u8]) -> io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match input.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(got)
 }
 
 #[cfg(test)]
