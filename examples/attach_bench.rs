@@ -9,10 +9,11 @@
 //!                                                     p50/p99, berthd's (PID) VmRSS at 10, 100,
 //!                                                     1000..., and at each of those sizes PROBES
 //!                                                     attach+detach cycles of NSPREFIXprobe
-//! attach_bench SOCKET par   NSPREFIX N THREADS        attach 1..N from THREADS clients at once,
-//!                                                     then detach them the same way
+//! attach_bench SOCKET par   NSPREFIX N THREADS        detach 1..N (attached by `scale`) from
+//!                                                     THREADS clients at once, then attach
+//!                                                     them again the same way
 //! ```
-//! Everything is left attached after `scale`; the script's cleanup removes it.
+//! Everything is left attached; the script's cleanup removes it.
 
 use berth::api::{AttachRequest, Client, Target};
 use std::process::ExitCode;
@@ -98,10 +99,16 @@ fn run(a: &[String]) -> Result<(), String> {
         "api" => {
             let (first, last): (usize, usize) = (arg(a, 3, "FIRST")?, arg(a, 4, "LAST")?);
             for i in first..=last {
-                println!("attach {}", attach(&c, &ns(&prefix, &i.to_string()))?.as_micros());
+                println!(
+                    "attach {}",
+                    attach(&c, &ns(&prefix, &i.to_string()))?.as_micros()
+                );
             }
             for i in first..=last {
-                println!("detach {}", detach(&c, &ns(&prefix, &i.to_string()))?.as_micros());
+                println!(
+                    "detach {}",
+                    detach(&c, &ns(&prefix, &i.to_string()))?.as_micros()
+                );
             }
         }
         "scale" => {
@@ -121,6 +128,9 @@ fn run(a: &[String]) -> Result<(), String> {
                     for _ in 0..probes {
                         p.push(attach(&c, &probe)?);
                         detach(&c, &probe)?;
+                        // a deleted veth keeps the kernel busy for a while (RCU, netns
+                        // cleanup): let that finish so that the next attach is timed alone
+                        std::thread::sleep(Duration::from_millis(50));
                     }
                     println!(
                         "at {i:>5} endpoints: attaches {:>4}..{i:<5} {}  | probe {}  | berthd VmRSS {} KiB",
@@ -142,8 +152,11 @@ fn run(a: &[String]) -> Result<(), String> {
             let n: usize = arg(a, 3, "N")?;
             let threads: usize = arg(a, 4, "THREADS")?;
             for (what, op) in [
-                ("attach", attach as fn(&Client, &str) -> Result<Duration, String>),
-                ("detach", detach),
+                (
+                    "detach",
+                    detach as fn(&Client, &str) -> Result<Duration, String>,
+                ),
+                ("attach", attach),
             ] {
                 let next = Arc::new(AtomicUsize::new(1));
                 let t = Instant::now();
@@ -164,7 +177,10 @@ fn run(a: &[String]) -> Result<(), String> {
                     .collect();
                 let mut all = Vec::new();
                 for h in hs {
-                    all.extend(h.join().map_err(|_| "a client thread panicked".to_string())??);
+                    all.extend(
+                        h.join()
+                            .map_err(|_| "a client thread panicked".to_string())??,
+                    );
                 }
                 let wall = t.elapsed();
                 println!(

@@ -26,7 +26,7 @@ pub use dns::{host_upstreams, DnsError, DnsHandle, DnsServer, Records};
 pub use firewall::{
     required_sysctls, Firewall, FirewallError, FwNetwork, FwState, PortMapping, Proto,
 };
-pub use ipam::{Ipam, IpamError, Lease, LeaseRequest, SubnetDef};
+pub use ipam::{Ipam, IpamError, Lease, LeaseRequest, LeaseSync, SubnetDef};
 pub use mac::{Mac, MacError};
 pub use netlink::{
     host_veth_name, BridgeSpec, Netlink, NetlinkError, NsThread, VethAttached, VethSpec,

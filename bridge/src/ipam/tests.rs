@@ -309,3 +309,77 @@ fn retain_releases_in_one_write_and_stale_leases_are_dropped_on_redefinition() {
     Ipam::remove_file(d.path(), "n").unwrap();
     Ipam::remove_file(d.path(), "n").unwrap();
 }
+
+#[test]
+fn journal_torn_tail_and_replay_after_a_crash_between_snapshot_and_truncation() {
+    let d = tmp();
+    let subnets = [v4("10.16.0.0/24")];
+    let mut ipam = Ipam::open(d.path(), "n", &subnets).unwrap();
+    ipam.allocate(req("a")).unwrap();
+    ipam.allocate(req("b")).unwrap();
+    ipam.release("a").unwrap().unwrap();
+    ipam.allocate(req("c")).unwrap();
+    let want: Vec<Lease> = ipam.leases().cloned().collect();
+    drop(ipam);
+    // each change was one line; no snapshot was needed yet
+    let jpath = Ipam::journal_path(d.path(), "n");
+    let journal = fs::read(&jpath).unwrap();
+    assert_eq!(journal.iter().filter(|b| **b == b'\n').count(), 4);
+    assert!(!Ipam::file_path(d.path(), "n").exists());
+    // an append that died mid-write left a torn last line: ignored
+    let mut torn = journal.clone();
+    torn.extend_from_slice(b"{\"seq\":5,\"add\":{\"owner\":\"x\",\"addre");
+    fs::write(&jpath, &torn).unwrap();
+    let ipam = Ipam::open(d.path(), "n", &subnets).unwrap();
+    assert_eq!(ipam.leases().cloned().collect::<Vec<_>>(), want);
+    drop(ipam);
+    // open folded the journal into the snapshot and emptied it
+    assert_eq!(fs::read(&jpath).unwrap(), b"");
+    assert!(Ipam::file_path(d.path(), "n").exists());
+    // a crash after the snapshot but before the journal was emptied: nothing is replayed twice
+    fs::write(&jpath, &journal).unwrap();
+    let mut ipam = Ipam::open(d.path(), "n", &subnets).unwrap();
+    assert_eq!(ipam.leases().cloned().collect::<Vec<_>>(), want);
+    // the cursor survived the journal too
+    assert_eq!(
+        ipam.allocate(req("d")).unwrap().addresses[0].ip(),
+        ip("10.16.0.5")
+    );
+    drop(ipam);
+    Ipam::remove_file(d.path(), "n").unwrap();
+    assert!(!jpath.exists());
+}
+
+#[test]
+fn journal_stays_small_and_version_1_files_still_open() {
+    let d = tmp();
+    let subnets = [v4("10.17.0.0/22")];
+    let mut ipam = Ipam::open(d.path(), "n", &subnets).unwrap();
+    for i in 0..(COMPACT_MIN + 10) {
+        ipam.allocate(req(&format!("c{i}"))).unwrap();
+    }
+    let lines = fs::read(Ipam::journal_path(d.path(), "n"))
+        .unwrap()
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count();
+    assert!(lines < COMPACT_MIN, "journal has {lines} entries");
+    drop(ipam);
+    assert_eq!(
+        Ipam::open(d.path(), "n", &subnets).unwrap().len(),
+        COMPACT_MIN + 10
+    );
+    // a lease file of the previous format (no journal, no seq)
+    let e = tempfile::tempdir().unwrap();
+    fs::write(
+        Ipam::file_path(e.path(), "old"),
+        br#"{"version":1,"network":"old","cursors":{"10.17.0.0/22":"10.17.0.9"},"leases":[{"owner":"o","addresses":["10.17.0.7/22"]}]}"#,
+    )
+    .unwrap();
+    let mut old = Ipam::open(e.path(), "old", &subnets).unwrap();
+    assert_eq!(old.holder(ip("10.17.0.7")), Some("o"));
+    assert_eq!(
+        old.allocate(req("p")).unwrap().addresses[0].ip(),
+        ip("10.17.0.9")
+    );
+}

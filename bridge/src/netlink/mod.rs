@@ -12,7 +12,7 @@ mod veth;
 
 use std::io;
 use std::net::IpAddr;
-use std::os::fd::{FromRawFd, IntoRawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use futures::TryStreamExt;
@@ -229,6 +229,32 @@ impl Drop for Netlink {
     }
 }
 
+/// Receive buffer of the host's socket. It is shared by every concurrent request of the agent,
+/// and the kernel drops replies (and notifications) that do not fit; the default (rmem_default,
+/// ~208 KiB) holds the replies of a few dozen requests in flight.
+pub const HOST_RCVBUF: usize = 4 << 20;
+
+/// SO_RCVBUFFORCE (root: not capped by net.core.rmem_max), else SO_RCVBUF; best effort.
+fn set_rcvbuf(fd: RawFd, bytes: usize) {
+    let v = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    let set = |opt| {
+        // SAFETY: setsockopt on a socket we own, with a pointer to a c_int and its size.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                opt,
+                (&v as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            ) == 0
+        }
+    };
+    if !set(libc::SO_RCVBUFFORCE) && !set(libc::SO_RCVBUF) {
+        tracing::warn!(error = %io::Error::last_os_error(), bytes,
+            "cannot enlarge the netlink socket's receive buffer");
+    }
+}
+
 fn no_runtime() -> NetlinkError {
     NetlinkError::Socket(io::Error::other(
         "netlink handles need a tokio runtime (call from async code)",
@@ -240,7 +266,8 @@ impl Netlink {
     /// inside a tokio runtime.
     pub fn host() -> Result<Netlink, NetlinkError> {
         tokio::runtime::Handle::try_current().map_err(|_| no_runtime())?;
-        let (conn, handle, _) = rtnetlink::new_connection().map_err(NetlinkError::Socket)?;
+        let (mut conn, handle, _) = rtnetlink::new_connection().map_err(NetlinkError::Socket)?;
+        set_rcvbuf(conn.socket_mut().as_raw_fd(), HOST_RCVBUF);
         Ok(Netlink {
             handle,
             conn: tokio::spawn(conn),

@@ -29,7 +29,9 @@ pub fn write(key: &str, value: &str) -> Result<(), NetlinkError> {
 /// own published port through a host address is DNAT'ed back to itself; with `br_netfilter`
 /// loaded that happens while the frame is bridged, and without hairpin mode the bridge drops it.
 pub fn enable_hairpin(port: &str) -> Result<(), NetlinkError> {
-    let p = PathBuf::from("/sys/class/net").join(port).join("brport/hairpin_mode");
+    let p = PathBuf::from("/sys/class/net")
+        .join(port)
+        .join("brport/hairpin_mode");
     fs::write(&p, "1").map_err(|source| NetlinkError::Sysctl { path: p, source })
 }
 
@@ -105,6 +107,15 @@ pub(crate) fn tune_container_if(ifname: &str) -> Result<(), NetlinkError> {
     write(&format!("net/ipv4/conf/{ifname}/rp_filter"), "2")?;
     write(&format!("net/ipv4/conf/{ifname}/arp_notify"), "1")?;
     Ok(())
+}
+
+/// No IPv6 on an interface: for the host end of a veth (a bridge port needs no address of its
+/// own) and for a container interface on a network without an IPv6 subnet. Set before the link
+/// goes up, this keeps each new port from getting a link-local address, whose MLD reports the
+/// bridge floods to every other port and whose routes make the kernel walk the namespace's
+/// whole IPv6 routing table on each link up and down: both grow with the number of endpoints.
+pub(crate) fn disable_ipv6(ifname: &str) -> Result<(), NetlinkError> {
+    write_if_present(&format!("net/ipv6/conf/{ifname}/disable_ipv6"), "1")
 }
 
 /// Per-bridge settings on the host: loose reverse-path filtering, `route_localnet` so that

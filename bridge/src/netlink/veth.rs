@@ -105,10 +105,12 @@ impl Netlink {
     ///
     /// 1. a thread enters the namespace, sets `accept_dad=0` (and no RA/autoconf) as the
     ///    namespace's defaults and opens a netlink socket there;
-    /// 2. one RTM_NEWLINK creates the pair: the host end enslaved to the bridge, MTU set and up;
+    /// 2. one RTM_NEWLINK creates the pair: the host end enslaved to the bridge, MTU set (it goes
+    ///    up once IPv6 is off on it: a bridge port needs no address of its own);
     ///    the peer born inside the namespace (IFLA_NET_NS_FD) with its final name, MTU and MAC,
     ///    so there is no move or rename step and no window with a stray interface on the host;
-    /// 3. inside: per-interface sysctls, addresses (IPv6 with NODAD), the interface and `lo`
+    /// 3. inside: per-interface sysctls (IPv6 off on a network without an IPv6 subnet),
+    ///    addresses (IPv6 with NODAD), the interface and `lo`
     ///    up, default routes via the gateways when asked.
     ///
     /// Everything is validated first; a failure after the pair exists deletes it (which
@@ -135,7 +137,6 @@ impl Netlink {
             .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
             .mtu(spec.mtu)
             .controller(br.index)
-            .up()
             .build();
         if let Err(e) = self.handle.link().add(msg).execute().await {
             let e = NetlinkError::kernel(
@@ -154,7 +155,9 @@ impl Netlink {
             });
         }
         drop(nsfd);
-        let configured = match sysctl::enable_hairpin(&spec.host_ifname) {
+        let configured = match sysctl::enable_hairpin(&spec.host_ifname)
+            .and_then(|()| sysctl::disable_ipv6(&spec.host_ifname))
+        {
             Ok(()) => self.configure_inside(spec, &ns, &inner).await,
             Err(e) => Err(e),
         };
@@ -188,8 +191,19 @@ impl Netlink {
             .ok_or_else(|| NetlinkError::NoLink {
                 name: format!("{} in {}", spec.ifname, spec.netns.display()),
             })?;
+        // the host end was created down so that IPv6 is off before it comes up
+        self.set_up(host.index, &spec.host_ifname).await?;
         let ifname = spec.ifname.clone();
-        ns.run(move || sysctl::tune_container_if(&ifname)).await??;
+        let v6 = spec.addresses.iter().any(|a| a.is_ipv6());
+        ns.run(move || {
+            sysctl::tune_container_if(&ifname)?;
+            if v6 {
+                Ok(())
+            } else {
+                sysctl::disable_ipv6(&ifname)
+            }
+        })
+        .await??;
         let what = format!("{} in {}", spec.ifname, spec.netns.display());
         for a in &spec.addresses {
             inner.add_address(link.index, *a, &what).await?;
