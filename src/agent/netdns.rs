@@ -250,7 +250,7 @@ mod tests {
         assert!(d.records.lookup("n", "web1").is_empty());
         assert_eq!(d.records.lookup("n", "web"), vec![ip("10.0.0.3")]);
         // a full refresh agrees with the incremental table
-        d.refresh("n", &[b.clone()]);
+        d.refresh("n", std::slice::from_ref(&b));
         assert_eq!(d.records.lookup("n", "web"), vec![ip("10.0.0.3")]);
         assert_eq!(d.records.lookup("n", "web2"), vec![ip("10.0.0.3")]);
         d.remove("n", &b);

@@ -454,7 +454,10 @@ impl Ipam {
     /// caller does [`LeaseSync::wait`] (e.g. on a blocking thread, while it wires the
     /// endpoint) before it relies on the lease surviving a crash, and releases the lease when
     /// that fails. Concurrent waits share the disk flush.
-    pub fn allocate_deferred(&mut self, req: LeaseRequest) -> Result<(Lease, LeaseSync), IpamError> {
+    pub fn allocate_deferred(
+        &mut self,
+        req: LeaseRequest,
+    ) -> Result<(Lease, LeaseSync), IpamError> {
         self.allocate_inner(req, true)
     }
 
@@ -722,7 +725,11 @@ impl Ipam {
         let len = f.metadata().map_err(io_err)?.len();
         let mut sync = LeaseSync {
             // a new (or emptied) journal: its directory entry must be durable too
-            dir: self.journal.parent().filter(|_| len == 0).map(Path::to_path_buf),
+            dir: self
+                .journal
+                .parent()
+                .filter(|_| len == 0)
+                .map(Path::to_path_buf),
             path: self.journal.clone(),
             file: None,
         };

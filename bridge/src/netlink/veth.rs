@@ -124,7 +124,7 @@ impl Netlink {
                 name: spec.bridge.clone(),
             })?;
         let ns = NsThread::enter(&spec.netns).await?;
-        ns.run(sysctl::prepare_container_ns).await??;
+        let dirs = ns.run(sysctl::prepare_container_ns).await??;
         let inner = Netlink::in_ns_thread(&ns).await?;
         let nsfd = open_netns(&spec.netns)?;
 
@@ -156,9 +156,9 @@ impl Netlink {
         }
         drop(nsfd);
         let configured = match sysctl::enable_hairpin(&spec.host_ifname)
-            .and_then(|()| sysctl::disable_ipv6(&spec.host_ifname))
+            .and_then(|()| sysctl::disable_ipv6_on_host(&spec.host_ifname))
         {
-            Ok(()) => self.configure_inside(spec, &ns, &inner).await,
+            Ok(()) => self.configure_inside(spec, &ns, &inner, dirs).await,
             Err(e) => Err(e),
         };
         match configured {
@@ -178,6 +178,7 @@ impl Netlink {
         spec: &VethSpec,
         ns: &NsThread,
         inner: &Netlink,
+        dirs: sysctl::ConfDirs,
     ) -> Result<VethAttached, NetlinkError> {
         let host = self
             .link(&spec.host_ifname)
@@ -195,15 +196,8 @@ impl Netlink {
         self.set_up(host.index, &spec.host_ifname).await?;
         let ifname = spec.ifname.clone();
         let v6 = spec.addresses.iter().any(|a| a.is_ipv6());
-        ns.run(move || {
-            sysctl::tune_container_if(&ifname)?;
-            if v6 {
-                Ok(())
-            } else {
-                sysctl::disable_ipv6(&ifname)
-            }
-        })
-        .await??;
+        ns.run(move || sysctl::tune_container_if(&dirs, &ifname, v6))
+            .await??;
         let what = format!("{} in {}", spec.ifname, spec.netns.display());
         for a in &spec.addresses {
             inner.add_address(link.index, *a, &what).await?;
