@@ -84,8 +84,8 @@ const ISSUE5_FAMILIES: &[&str] = &[
 /// berth_* families that berthd itself (src/agent/metrics.rs, not the per-container collector
 /// of the metrics crate) exports, as issue 5 describes them ("per-network endpoint and
 /// free-address counts", "the agent's ... reconcile errors"). The alert rules and dashboards
-/// use exactly these names; all but `berth_network_endpoint_info` are in berthd's source
-/// (and found there by `exported_families` too).
+/// use exactly these names; all are in berthd's source (and found there by
+/// `exported_families` too).
 const BERTHD_FAMILIES: &[&str] = &[
     // gauge {network}: endpoints attached to the network
     "berth_network_endpoints",
@@ -95,9 +95,8 @@ const BERTHD_FAMILIES: &[&str] = &[
     "berth_network_free_addresses",
     // counter: reconcile passes (start, periodic, on demand) that returned an error
     "berth_reconcile_errors_total",
-    // NOT YET EXPORTED by berthd: gauge = 1 {network, name, interface, address}, which container
-    // interface is on which network; the network dashboard joins container_network_* to
-    // networks through it (traffic per network and per endpoint).
+    // gauge = 1 {network, name, interface, address}: which container interface is on which
+    // network; the network dashboard joins container_network_* to networks through it.
     "berth_network_endpoint_info",
 ];
 
