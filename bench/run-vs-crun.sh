@@ -30,7 +30,10 @@ cleanup() {
         for id in $($rt --root "$work/state-$rt" list -q 2>/dev/null); do $rt --root "$work/state-$rt" delete -f "$id" || true; done
     done
     for id in $("$berth" ps -aq 2>/dev/null); do "$berth" rm -f "$id" >/dev/null 2>&1 || true; done
-    for d in /sys/fs/cgroup/*/"$cg"; do [[ -d $d ]] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null; done
+    # (a failing rmdir must not stop the trap under set -e before the temp dir goes)
+    for d in /sys/fs/cgroup/*/"$cg"; do
+        if [[ -d $d ]]; then find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true; fi
+    done
     rm -rf "$work"
 }
 trap cleanup EXIT
