@@ -134,9 +134,20 @@ fn fake_reply(packet: &[u8]) -> Option<Vec<u8>> {
 }
 
 async fn fake_upstream() -> Fake {
-    let udp = UdpSocket::bind((LOOPBACK, 0)).await.unwrap();
-    let addr = udp.local_addr().unwrap();
-    let tcp = TcpListener::bind(addr).await.unwrap();
+    // The UDP port the kernel picks may be taken for TCP by someone else: pick again.
+    let mut tries = 0;
+    let (udp, addr, tcp) = loop {
+        let udp = UdpSocket::bind((LOOPBACK, 0)).await.unwrap();
+        let addr = udp.local_addr().unwrap();
+        match TcpListener::bind(addr).await {
+            Ok(tcp) => break (udp, addr, tcp),
+            Err(e) if tries < 20 => {
+                tries += 1;
+                eprintln!("fake upstream: tcp {addr} taken ({e}), picking another port");
+            }
+            Err(e) => panic!("no port free for both udp and tcp: {e}"),
+        }
+    };
     let (udp_n, tcp_n) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let counter = udp_n.clone();
     let udp_task = tokio::spawn(async move {
