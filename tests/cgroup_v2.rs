@@ -15,10 +15,8 @@
 //! Needs root and the packages scripts/install-deps.sh installs (qemu-system-x86,
 //! linux-image-cloud-amd64, cpio, busybox-static). Skipped only when BERTH_SKIP_VM_TESTS=1.
 
-use std::fs;
-use std::path::Path;
-use std::process::Command;
-use std::time::Instant;
+#[path = "common/v2vm.rs"]
+mod v2vm;
 
 /// The checks the guest must report as `OK`.
 const CHECKS: &[&str] = &[
@@ -110,61 +108,10 @@ exit $fails
 
 #[test]
 fn berth_on_a_pure_cgroup_v2_host() {
-    if std::env::var("BERTH_SKIP_VM_TESTS").as_deref() == Ok("1") {
-        eprintln!("cgroup_v2: skipped (BERTH_SKIP_VM_TESTS=1)");
+    let Some(run) = v2vm::run_guest("cgv2", GUEST_SCRIPT) else {
         return;
-    }
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "the cgroup v2 VM test boots the kernel under /boot (readable by root only): run as root, \
-         or set BERTH_SKIP_VM_TESTS=1 to skip it"
-    );
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = tempfile::Builder::new()
-        .prefix("berth-test-cgv2-")
-        .tempdir()
-        .expect("temp dir");
-
-    let layout = dir.path().join("busybox-layout");
-    let out = Command::new("bash")
-        .arg(repo.join("scripts/mk-busybox-image.sh"))
-        .arg(&layout)
-        .output()
-        .expect("run scripts/mk-busybox-image.sh");
-    assert!(
-        out.status.success(),
-        "mk-busybox-image.sh: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let script = dir.path().join("guest.sh");
-    fs::write(&script, GUEST_SCRIPT).expect("write the guest script");
-
-    let started = Instant::now();
-    let out = Command::new("bash")
-        .arg(repo.join("scripts/vm/run-in-v2-vm.sh"))
-        .arg("--extra")
-        .arg(format!("{}:/extra/berth", env!("CARGO_BIN_EXE_berth")))
-        .arg("--extra")
-        .arg(format!("{}:/extra/busybox-layout", layout.display()))
-        .arg(&script)
-        .output()
-        .expect("run scripts/vm/run-in-v2-vm.sh");
-    let wall = started.elapsed();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let transcript =
-        format!("--- guest output ---\n{stdout}--- run-in-v2-vm.sh stderr ---\n{stderr}");
-    eprintln!(
-        "cgroup_v2: VM run took {:.1} s\n{transcript}",
-        wall.as_secs_f64()
-    );
-
-    assert_ne!(
-        out.status.code(),
-        Some(125),
-        "the v2 VM did not run the guest script to the end (missing package, timeout or kernel \
-         panic; see below)\n{transcript}"
-    );
+    };
+    let (stdout, transcript) = (&run.stdout, &run.transcript);
     let lines: Vec<&str> = stdout.lines().collect();
     let mut missing = Vec::new();
     for check in CHECKS {
@@ -182,8 +129,8 @@ fn berth_on_a_pure_cgroup_v2_host() {
         "berth on cgroup v2: checks not OK: {missing:?}\n{transcript}"
     );
     assert!(
-        out.status.success(),
+        run.status.success(),
         "guest script failed: {:?}\n{transcript}",
-        out.status
+        run.status
     );
 }

@@ -12,12 +12,13 @@
 mod container_env;
 #[path = "common/layout.rs"]
 mod layout;
+#[path = "common/v2vm.rs"]
+mod v2vm;
 
 use container_env::Env;
 use serde_json::Value;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -739,48 +740,10 @@ const V2_CHECKS: &[&str] = &[
 
 #[test]
 fn limits_on_a_pure_cgroup_v2_host() {
-    if std::env::var("BERTH_SKIP_VM_TESTS").as_deref() == Ok("1") {
-        eprintln!("resources v2: skipped (BERTH_SKIP_VM_TESTS=1)");
+    let Some(run) = v2vm::run_guest("resv2", GUEST_SCRIPT) else {
         return;
-    }
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = tempfile::Builder::new()
-        .prefix("berth-test-resv2-")
-        .tempdir()
-        .expect("temp dir");
-    let layout = dir.path().join("busybox-layout");
-    let out = Command::new("bash")
-        .arg(repo.join("scripts/mk-busybox-image.sh"))
-        .arg(&layout)
-        .output()
-        .expect("run scripts/mk-busybox-image.sh");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let script = dir.path().join("guest.sh");
-    fs::write(&script, GUEST_SCRIPT).expect("write the guest script");
-    let out = Command::new("bash")
-        .arg(repo.join("scripts/vm/run-in-v2-vm.sh"))
-        .arg("--extra")
-        .arg(format!("{}:/extra/berth", env!("CARGO_BIN_EXE_berth")))
-        .arg("--extra")
-        .arg(format!("{}:/extra/busybox-layout", layout.display()))
-        .arg(&script)
-        .output()
-        .expect("run scripts/vm/run-in-v2-vm.sh");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let transcript = format!(
-        "--- guest output ---\n{stdout}--- run-in-v2-vm.sh stderr ---\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    eprintln!("{transcript}");
-    assert_ne!(
-        out.status.code(),
-        Some(125),
-        "the VM did not finish\n{transcript}"
-    );
+    };
+    let (stdout, transcript) = (&run.stdout, &run.transcript);
     let missing: Vec<&&str> = V2_CHECKS
         .iter()
         .filter(|c| !stdout.lines().any(|l| l == format!("OK {c}")))
@@ -789,5 +752,5 @@ fn limits_on_a_pure_cgroup_v2_host() {
         missing.is_empty(),
         "v2 checks not OK: {missing:?}\n{transcript}"
     );
-    assert!(out.status.success(), "guest script failed\n{transcript}");
+    assert!(run.status.success(), "guest script failed\n{transcript}");
 }
