@@ -40,6 +40,26 @@ pub fn write_atomic_volatile(path: &Path, data: &[u8]) -> io::Result<()> {
     result
 }
 
+/// Writes a record file in place with a single `write(2)`, without a temporary file, rename or
+/// fsync: a crash of the process leaves it complete, empty or absent, never half of it, and
+/// power loss may lose it. For run-root records whose readers treat a file that does not parse
+/// as absent (the change was not committed). Creating and renaming a temporary file costs
+/// two directory updates, ~0.1-0.5 ms each on a disk.
+pub fn write_record_volatile(path: &Path, data: &[u8]) -> io::Result<()> {
+    let mut f = File::create(path)?;
+    let n = f.write(data)?;
+    if n != data.len() {
+        // a short write (disk full): never leave a partial record
+        drop(f);
+        let _ = fs::remove_file(path);
+        return Err(io::Error::new(
+            io::ErrorKind::WriteZero,
+            format!("short write of {}", path.display()),
+        ));
+    }
+    Ok(())
+}
+
 /// [`write_atomic_volatile`] of `value` as pretty JSON.
 pub fn write_json_atomic_volatile<T: serde::Serialize>(path: &Path, value: &T) -> io::Result<()> {
     let data = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;

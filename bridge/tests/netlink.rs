@@ -288,6 +288,7 @@ fn two_namespaces_on_a_bridge() {
                 ifname: "eth0".into(),
                 mtu: 1400,
                 mac: Mac::from_ipv4(lease.ipv4().unwrap()),
+                announce: false,
                 addresses: lease.addresses.clone(),
                 default_route: true,
                 gateway4: Some(gw4(&defs)),
@@ -355,6 +356,13 @@ fn two_namespaces_on_a_bridge() {
                 .unwrap()
                 .unwrap();
             assert_eq!(rp, "2");
+            // the MAC follows the address: no gratuitous ARP flooding the bridge
+            let notify = ns
+                .run(|| sysctl::read("net/ipv4/conf/eth0/arp_notify"))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(notify, "0");
         }
         // the same through the ip tool
         let out = Command::new("ip")
@@ -417,6 +425,7 @@ fn two_namespaces_on_a_bridge() {
             ifname: "eth1".into(),
             mtu: 1500,
             mac: Mac::from_ipv4(l3.ipv4().unwrap()),
+            announce: false,
             addresses: l3.addresses.clone(),
             default_route: false,
             gateway4: None,
@@ -528,6 +537,7 @@ fn failures_are_clear_and_leave_nothing_behind() {
             ifname: "eth0".into(),
             mtu: 1500,
             mac: Mac([0x02, 0x42, 10, 254, 0, 9]),
+            announce: true,
             addresses: vec![IpNetwork::new(
                 match defs[0].gateway {
                     IpAddr::V4(v) => IpAddr::V4(Ipv4Addr::from(u32::from(v) + 1)),

@@ -117,24 +117,39 @@ fn now() -> String {
 }
 
 impl Agent {
-    fn record_path(&self, network: &str, host_ifname: &str) -> PathBuf {
+    /// `<run-root>/endpoints/<network>/<xx>/<host-veth>.json`, where `xx` is the first two hex
+    /// digits of the veth's hash: 256 small directories instead of one with an entry per
+    /// endpoint, since creating a file in a large directory costs time proportional to its
+    /// size on filesystems without directory indexes (ext4 without `dir_index`: ~0.5 ms at
+    /// 1000 entries).
+    pub(crate) fn record_path(&self, network: &str, host_ifname: &str) -> PathBuf {
+        let shard = host_ifname.get(4..6).unwrap_or("00");
         self.ep_dir
             .join(network)
+            .join(shard)
             .join(format!("{host_ifname}.json"))
     }
 
     fn write_record(&self, r: &Record) -> Result<()> {
         let p = self.record_path(&r.ep.network, &r.ep.host_ifname);
-        if let Some(d) = p.parent() {
-            std::fs::create_dir_all(d)
-                .map_err(|e| AgentError::Internal(format!("cannot create {}: {e}", d.display())))?;
-        }
         let data = serde_json::to_vec(r).map_err(|e| AgentError::Internal(e.to_string()))?;
-        crate::fsutil::write_atomic_volatile(&p, &data)
-            .map_err(|e| AgentError::Internal(format!("cannot write {}: {e}", p.display())))
+        let write = || crate::fsutil::write_record_volatile(&p, &data);
+        let written = match write() {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // the first record of its shard
+                if let Some(d) = p.parent() {
+                    std::fs::create_dir_all(d).map_err(|e| {
+                        AgentError::Internal(format!("cannot create {}: {e}", d.display()))
+                    })?;
+                }
+                write()
+            }
+            r => r,
+        };
+        written.map_err(|e| AgentError::Internal(format!("cannot write {}: {e}", p.display())))
     }
 
-    fn remove_record(&self, r: &Record) {
+    pub(crate) fn remove_record(&self, r: &Record) {
         let p = self.record_path(&r.ep.network, &r.ep.host_ifname);
         if let Err(e) = std::fs::remove_file(&p) {
             if e.kind() != std::io::ErrorKind::NotFound {
@@ -143,34 +158,53 @@ impl Agent {
         }
     }
 
-    /// Reads every record into the index (start).
+    /// Reads every record into the index (start). Records of an agent from before the shard
+    /// directories (`<network>/<host-veth>.json`) are moved into them.
     pub(crate) fn load_records(&self) -> Result<()> {
-        let mut idx = self.index();
         let Ok(nets) = std::fs::read_dir(&self.ep_dir) else {
             return Ok(());
         };
+        let mut found = Vec::new();
         for n in nets.flatten() {
-            let Ok(files) = std::fs::read_dir(n.path()) else {
+            let Ok(entries) = std::fs::read_dir(n.path()) else {
                 continue;
             };
-            for f in files.flatten() {
-                let p = f.path();
-                if p.extension().is_none_or(|e| e != "json") {
-                    // a staging file of a crashed write
-                    let _ = std::fs::remove_file(&p);
-                    continue;
+            for e in entries.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    if let Ok(files) = std::fs::read_dir(e.path()) {
+                        found.extend(files.flatten().map(|f| (f.path(), false)));
+                    }
+                } else {
+                    found.push((e.path(), true));
                 }
-                match std::fs::read(&p)
-                    .map_err(|e| e.to_string())
-                    .and_then(|d| serde_json::from_slice::<Record>(&d).map_err(|e| e.to_string()))
-                {
-                    Ok(r) => {
-                        idx.eps.insert(r.owner.clone(), r);
+            }
+        }
+        let mut idx = self.index();
+        for (p, legacy) in found {
+            if p.extension().is_none_or(|e| e != "json") {
+                // a staging file of a crashed write
+                let _ = std::fs::remove_file(&p);
+                continue;
+            }
+            match std::fs::read(&p)
+                .map_err(|e| e.to_string())
+                .and_then(|d| serde_json::from_slice::<Record>(&d).map_err(|e| e.to_string()))
+            {
+                Ok(r) => {
+                    if legacy {
+                        match self.write_record(&r) {
+                            Ok(()) => {
+                                let _ = std::fs::remove_file(&p);
+                            }
+                            Err(e) => tracing::warn!(path = %p.display(), error = %e,
+                                "cannot move an endpoint record into its shard directory"),
+                        }
                     }
-                    Err(e) => {
-                        tracing::warn!(path = %p.display(), error = %e, "dropping an unreadable endpoint record");
-                        let _ = std::fs::remove_file(&p);
-                    }
+                    idx.eps.insert(r.owner.clone(), r);
+                }
+                Err(e) => {
+                    tracing::warn!(path = %p.display(), error = %e, "dropping an unreadable endpoint record");
+                    let _ = std::fs::remove_file(&p);
                 }
             }
         }
@@ -189,6 +223,7 @@ impl Agent {
 
     /// `POST /v1/endpoints`.
     pub async fn attach(&self, req: AttachRequest) -> Result<Endpoint> {
+        let started = std::time::Instant::now();
         let tgt = target::resolve(&self.paths, &req.target(), true)?;
         let netname = match &req.network {
             Some(n) => n.clone(),
@@ -332,6 +367,7 @@ impl Agent {
             }
             tracing::debug!(owner = %key, error = %why, "attach failed; lease released");
         };
+        let announce = mac.is_some();
         let mac = mac.unwrap_or_else(|| match lease.ipv4() {
             Some(v4) => Mac::from_ipv4(v4),
             None => Mac::for_name(&key),
@@ -344,6 +380,7 @@ impl Agent {
             ifname: ifname.clone(),
             mtu: net.def.mtu,
             mac,
+            announce,
             addresses: lease.addresses.clone(),
             default_route,
             gateway4: net.def.ipv4().and_then(|s| match s.gateway {
@@ -379,6 +416,8 @@ impl Agent {
             }
         };
         drop(permit);
+        // until the pair is wired: how much of the attach was the kernel's
+        let t_wire = started.elapsed();
         let attached = match attached {
             Ok(a) => a,
             Err(e) => {
@@ -438,7 +477,8 @@ impl Agent {
         self.dns.add(&netname, &rec);
         drop(gate);
         tracing::info!(container = %rec.ep.name, network = %netname, ifname = %rec.ep.ifname,
-            addresses = ?rec.ep.addresses, "attached");
+            addresses = ?rec.ep.addresses, kernel_us = t_wire.as_micros() as u64,
+            total_us = started.elapsed().as_micros() as u64, "attached");
         Ok(rec.ep)
     }
 

@@ -9,7 +9,8 @@
 //! ```text
 //! <root>/networks/<name>.json                    network definitions (berth_bridge::NetworkStore)
 //! <run-root>/leases/<network>.json               IP leases (berth_bridge::Ipam)
-//! <run-root>/endpoints/<network>/<veth>.json     one record per endpoint (the commit point)
+//! <run-root>/endpoints/<network>/<xx>/<veth>.json  one record per endpoint (the commit point;
+//!                                                 xx: 2 hex digits of the veth name)
 //! <run-root>/berthd.lock                         held by the running berthd
 //! ```
 //! An endpoint exists when its record exists: attach writes it last, detach removes it first.

@@ -122,11 +122,7 @@ impl Agent {
             .collect();
         for r in orphans {
             self.index().eps.remove(&r.owner);
-            let _ = std::fs::remove_file(
-                self.ep_dir
-                    .join(&r.ep.network)
-                    .join(format!("{}.json", r.ep.host_ifname)),
-            );
+            self.remove_record(&r);
             if self
                 .host
                 .delete_link(&r.ep.host_ifname)

@@ -5,8 +5,10 @@
 //! ([`Netlink::host`]) or a container's ([`Netlink::in_netns`], socket opened on an
 //! [`NsThread`]). Every method is async and never switches namespaces.
 
+mod batch;
 mod bridge;
 mod netns;
+mod procsys;
 pub mod sysctl;
 mod veth;
 
@@ -78,6 +80,15 @@ impl NetlinkError {
         match self {
             NetlinkError::Kernel { errno, .. } => *errno,
             _ => None,
+        }
+    }
+
+    /// A kernel refusal by errno (from a [`batch`] request).
+    pub(crate) fn from_errno(op: impl Into<String>, errno: i32) -> NetlinkError {
+        NetlinkError::Kernel {
+            op: op.into(),
+            errno: Some(errno),
+            msg: io::Error::from_raw_os_error(errno).to_string(),
         }
     }
 

@@ -9,6 +9,7 @@ use std::io::{self, Write};
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::path::PathBuf;
 
+use super::procsys::ProcRoot;
 use super::NetlinkError;
 
 fn path(key: &str) -> PathBuf {
@@ -85,47 +86,43 @@ pub fn enable_ipv6_forwarding() -> Result<bool, NetlinkError> {
     Ok(was)
 }
 
-/// Settings for a container namespace, written on its [`NsThread`](super::NsThread) *before*
-/// the veth peer is born there, so the device inherits them from `default`:
-/// no IPv6 duplicate address detection (DAD stalls of seconds, kubernetes#54800), no router
-/// advertisements or autoconf on container interfaces.
-/// Returns the namespace's `net/ipv{4,6}/conf` directories for [`tune_container_if`].
-pub(crate) fn prepare_container_ns() -> Result<ConfDirs, NetlinkError> {
-    let dirs = ConfDirs::open()?;
-    for k in ["all", "default"] {
-        dirs.write(6, &format!("{k}/accept_dad"), "0", true)?;
-    }
-    dirs.write(6, "default/accept_ra", "0", true)?;
-    dirs.write(6, "default/autoconf", "0", true)?;
-    Ok(dirs)
-}
-
-/// Per-interface settings in a container namespace (on its thread): `accept_dad=0` again (in
-/// case `default` was changed by someone), loose reverse-path filtering (a container on several
-/// networks receives forwarded traffic on one interface and routes replies out another;
-/// netavark v1.11 notes), gratuitous ARP on address changes; with `ipv6` false, no IPv6 at all
-/// (see [`disable_ipv6_on_host`]).
+/// Settings of a container interface, written on a thread of its namespace
+/// ([`NsThread`](super::NsThread)) after the interface is born and before it goes up:
+/// no IPv6 duplicate address detection (DAD stalls of seconds, kubernetes#54800; `all` too,
+/// since the kernel skips DAD only when both are off), no router advertisements (a container
+/// sending them could otherwise route its neighbours' IPv6 traffic through itself,
+/// CVE-2020-13401), loose reverse-path filtering (a container on several networks receives
+/// forwarded traffic on one interface and routes replies out another; netavark v1.11 notes),
+/// with `announce`, gratuitous ARP when it comes up ([`VethSpec::announce`](super::VethSpec));
+/// with `ipv6` false, no IPv6 at all (see [`disable_ipv6_on_host`]).
 pub(crate) fn tune_container_if(
     dirs: &ConfDirs,
     ifname: &str,
     ipv6: bool,
+    announce: bool,
 ) -> Result<(), NetlinkError> {
-    dirs.write(6, &format!("{ifname}/accept_dad"), "0", true)?;
-    dirs.write(6, &format!("{ifname}/accept_ra"), "0", true)?;
-    if !ipv6 {
+    if ipv6 {
+        dirs.write(6, "all/accept_dad", "0", true)?;
+        dirs.write(6, &format!("{ifname}/accept_dad"), "0", true)?;
+        dirs.write(6, &format!("{ifname}/accept_ra"), "0", true)?;
+    } else {
+        // nothing of IPv6 runs on the interface, DAD and router advertisements included
         dirs.write(6, &format!("{ifname}/disable_ipv6"), "1", true)?;
     }
     dirs.write(4, &format!("{ifname}/rp_filter"), "2", false)?;
-    dirs.write(4, &format!("{ifname}/arp_notify"), "1", false)?;
+    if announce {
+        dirs.write(4, &format!("{ifname}/arp_notify"), "1", false)?;
+    }
     Ok(())
 }
 
-/// `/proc/sys/net/ipv4/conf` and `/proc/sys/net/ipv6/conf` of the calling thread's namespace,
-/// opened once so that the keys below them are opened relative to them. The kernel keeps the
-/// `ipv4`/`ipv6` entries of every network namespace in one dcache hash chain, so each lookup
-/// of a `/proc/sys/net/ipv4/...` path compares against all of them: ~140 µs per path with
-/// 1000 namespaces, against ~1 µs below an open `conf` directory. Use the directories on a
-/// thread of the namespace they were opened in.
+/// `net/ipv4/conf` and `net/ipv6/conf` of the calling thread's namespace, opened once so that
+/// the keys below them are opened relative to them. The kernel keeps the `ipv4`/`ipv6` entries
+/// of every network namespace in one dcache hash chain per procfs instance, so each lookup of
+/// a `/proc/sys/net/ipv4/...` path compares against all of them: ~1 ms with 1000 namespaces,
+/// against ~1 µs below an open `conf` directory. Container namespaces are opened through a
+/// private procfs instance ([`procsys`](super::procsys)) whose chain stays short. Use the
+/// directories on a thread of the namespace they were opened in.
 #[derive(Debug)]
 pub(crate) struct ConfDirs {
     v4: Option<fs::File>,
@@ -133,18 +130,18 @@ pub(crate) struct ConfDirs {
 }
 
 impl ConfDirs {
-    pub(crate) fn open() -> Result<ConfDirs, NetlinkError> {
-        let open = |p: &str| match fs::File::open(p) {
+    pub(crate) fn open(proc: &ProcRoot) -> Result<ConfDirs, NetlinkError> {
+        let open = |p: &str| match proc.open_sys_dir(p) {
             Ok(f) => Ok(Some(f)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(NetlinkError::Sysctl {
-                path: p.into(),
+                path: PathBuf::from("/proc/sys").join(p),
                 source,
             }),
         };
         Ok(ConfDirs {
-            v4: open("/proc/sys/net/ipv4/conf")?,
-            v6: open("/proc/sys/net/ipv6/conf")?,
+            v4: open("net/ipv4/conf")?,
+            v6: open("net/ipv6/conf")?,
         })
     }
 
@@ -204,7 +201,7 @@ pub(crate) fn disable_ipv6_on_host(ifname: &str) -> Result<(), NetlinkError> {
     let dirs = match HOST.get() {
         Some(d) => d,
         None => {
-            let d = ConfDirs::open()?;
+            let d = ConfDirs::open(&ProcRoot::Host)?;
             HOST.get_or_init(|| d)
         }
     };

@@ -2,14 +2,20 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
+
 use std::path::{Path, PathBuf};
+use tokio::sync::oneshot;
 
 use ipnetwork::IpNetwork;
+use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use rtnetlink::packet_route::link::{InfoData, InfoVeth};
-use rtnetlink::{LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::packet_route::RouteNetlinkMessage;
+use rtnetlink::{AddressMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
+use super::batch::BatchSocket;
 use super::netns::open_netns;
-use super::{sysctl, Netlink, NetlinkError, NsThread};
+use super::{procsys, sysctl, Netlink, NetlinkError, NsThread};
 use crate::mac::Mac;
 use crate::store::validate_ifname;
 
@@ -27,6 +33,11 @@ pub struct VethSpec {
     pub mtu: u32,
     /// MAC of the container end ([`Mac::from_ipv4`] unless the user gave one).
     pub mac: Mac,
+    /// Announce the addresses with gratuitous ARP when the interface comes up. Needed only
+    /// when the MAC is not derived from the IPv4 address (given by the user): otherwise an
+    /// address always comes with the same MAC and no neighbour's cache can be stale, and the
+    /// broadcast would reach every port of the bridge (1000 copies at 1000 endpoints).
+    pub announce: bool,
     /// Addresses of the container end, with the subnet prefix.
     pub addresses: Vec<IpNetwork>,
     /// Add default routes via these gateways (first network of a container, not internal).
@@ -103,145 +114,79 @@ fn validate(spec: &VethSpec) -> Result<(), NetlinkError> {
 impl Netlink {
     /// Wire the namespace `spec.netns` into `spec.bridge` (this handle must be the host's):
     ///
-    /// 1. a thread enters the namespace, sets `accept_dad=0` (and no RA/autoconf) as the
-    ///    namespace's defaults and opens a netlink socket there;
-    /// 2. one RTM_NEWLINK creates the pair: the host end enslaved to the bridge, MTU set (it goes
-    ///    up once IPv6 is off on it: a bridge port needs no address of its own);
-    ///    the peer born inside the namespace (IFLA_NET_NS_FD) with its final name, MTU and MAC,
-    ///    so there is no move or rename step and no window with a stray interface on the host;
-    /// 3. inside: per-interface sysctls (IPv6 off on a network without an IPv6 subnet),
-    ///    addresses (IPv6 with NODAD), the interface and `lo`
-    ///    up, default routes via the gateways when asked.
+    /// 1. a pooled thread enters the namespace ([`NsThread`]) and, through a host netlink
+    ///    socket, sends the one RTM_NEWLINK that creates the pair: the host end enslaved to the
+    ///    bridge, MTU set, down (it goes up once IPv6 is off on it: a bridge port needs no
+    ///    address of its own); the peer born inside the namespace (IFLA_NET_NS_FD) with its
+    ///    final name, MTU and MAC, so there is no move or rename step and no window with a
+    ///    stray interface on the host;
+    /// 2. then, at the same time: on the calling thread (the host's namespace), hairpin mode
+    ///    and IPv6 off on the host end, and the host end up; on the namespace thread, the
+    ///    container end's sysctls ([`sysctl::tune_container_if`]) and one batch of netlink
+    ///    requests: addresses (IPv6 with NODAD), the interface and `lo` up, default routes
+    ///    via the gateways when asked.
     ///
+    /// The requests are synchronous ([`BatchSocket`]): each is a system call that the kernel
+    /// answers before it returns, cheaper than a round trip through the async connection.
     /// Everything is validated first; a failure after the pair exists deletes it (which
     /// removes both ends) before the error is returned.
     pub async fn attach_veth(&self, spec: &VethSpec) -> Result<VethAttached, NetlinkError> {
         validate(spec)?;
-        let br = self
-            .link(&spec.bridge)
-            .await?
-            .ok_or_else(|| NetlinkError::NoLink {
-                name: spec.bridge.clone(),
-            })?;
-        let ns = NsThread::enter(&spec.netns).await?;
-        let dirs = ns.run(sysctl::prepare_container_ns).await??;
-        let inner = Netlink::in_ns_thread(&ns).await?;
+        let started = std::time::Instant::now();
+        let bridge = if_index(&spec.bridge).ok_or_else(|| NetlinkError::NoLink {
+            name: spec.bridge.clone(),
+        })?;
         let nsfd = open_netns(&spec.netns)?;
+        // opened here, so in the host's namespace, and lent to the namespace thread
+        let host_sock = BatchSocket::open().map_err(NetlinkError::Socket)?;
+        let ns = NsThread::start(&spec.netns)?;
 
-        let peer = LinkUnspec::new_with_name(&spec.ifname)
-            .mtu(spec.mtu)
-            .address(spec.mac.to_vec())
-            .setns_by_fd(nsfd.as_raw_fd())
-            .build();
-        let msg = LinkVeth::new(&spec.host_ifname, &spec.ifname)
-            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
-            .mtu(spec.mtu)
-            .controller(br.index)
-            .build();
-        if let Err(e) = self.handle.link().add(msg).execute().await {
-            let e = NetlinkError::kernel(
-                format!("create veth {} (peer {})", spec.host_ifname, spec.ifname),
-                e,
-            );
-            drop(nsfd);
-            return Err(if e.errno() == Some(libc::EEXIST) {
-                NetlinkError::VethExists {
-                    host: spec.host_ifname.clone(),
-                    peer: spec.ifname.clone(),
-                    netns: spec.netns.clone(),
-                }
-            } else {
-                e
-            });
-        }
-        drop(nsfd);
-        let configured = match sysctl::enable_hairpin(&spec.host_ifname)
-            .and_then(|()| sysctl::disable_ipv6_on_host(&spec.host_ifname))
-        {
-            Ok(()) => self.configure_inside(spec, &ns, &inner, dirs).await,
-            Err(e) => Err(e),
+        let (created_tx, created_rx) = oneshot::channel();
+        let inside = {
+            let spec = spec.clone();
+            ns.run(move || {
+                let mut host_sock = host_sock;
+                let created = create_pair(&mut host_sock, &spec, bridge, &nsfd);
+                drop(nsfd);
+                let ok = created.is_ok();
+                let _ = created_tx.send((created, host_sock));
+                // a failed creation is reported through the channel
+                ok.then(|| configure_inside(&spec))
+            })
         };
-        match configured {
-            Ok(a) => Ok(a),
-            Err(e) => {
-                if let Err(u) = self.delete_link(&spec.host_ifname).await {
-                    tracing::warn!(veth = %spec.host_ifname, error = %u,
-                        "could not undo a failed attach");
-                }
-                Err(e)
-            }
-        }
-    }
-
-    async fn configure_inside(
-        &self,
-        spec: &VethSpec,
-        ns: &NsThread,
-        inner: &Netlink,
-        dirs: sysctl::ConfDirs,
-    ) -> Result<VethAttached, NetlinkError> {
-        let host = self
-            .link(&spec.host_ifname)
-            .await?
-            .ok_or_else(|| NetlinkError::NoLink {
-                name: spec.host_ifname.clone(),
+        let host = async {
+            let (created, mut sock) = created_rx.await.map_err(|_| NetlinkError::Netns {
+                path: spec.netns.clone(),
+                source: std::io::Error::other("namespace thread died"),
             })?;
-        let link = inner
-            .link(&spec.ifname)
-            .await?
-            .ok_or_else(|| NetlinkError::NoLink {
-                name: format!("{} in {}", spec.ifname, spec.netns.display()),
-            })?;
-        // the host end was created down so that IPv6 is off before it comes up
-        self.set_up(host.index, &spec.host_ifname).await?;
-        let ifname = spec.ifname.clone();
-        let v6 = spec.addresses.iter().any(|a| a.is_ipv6());
-        ns.run(move || sysctl::tune_container_if(&dirs, &ifname, v6))
-            .await??;
-        let what = format!("{} in {}", spec.ifname, spec.netns.display());
-        for a in &spec.addresses {
-            inner.add_address(link.index, *a, &what).await?;
-        }
-        inner.set_up(link.index, &what).await?;
-        if let Some(lo) = inner.link("lo").await? {
-            if !lo.up {
-                inner.set_up(lo.index, "lo").await?;
+            created?;
+            Ok::<_, NetlinkError>(configure_host(&mut sock, spec))
+        };
+        let (host, inside) = tokio::join!(host, inside);
+        // the pair was not made: nothing to undo
+        let host = host?;
+        let attached = match (host, inside) {
+            (Ok(host_index), Ok(Some(Ok(index)))) => Ok(VethAttached {
+                host_ifname: spec.host_ifname.clone(),
+                host_index,
+                ifname: spec.ifname.clone(),
+                index,
+                // the pair was created with both
+                mac: spec.mac,
+                mtu: spec.mtu,
+            }),
+            (Err(e), _) | (_, Ok(Some(Err(e)))) | (_, Err(e)) => Err(e),
+            (_, Ok(None)) => unreachable!("the pair was created"),
+        };
+        if attached.is_err() {
+            if let Err(u) = self.delete_link(&spec.host_ifname).await {
+                tracing::warn!(veth = %spec.host_ifname, error = %u,
+                    "could not undo a failed attach");
             }
         }
-        if spec.default_route {
-            if let Some(gw) = spec.gateway4 {
-                let r = RouteMessageBuilder::<Ipv4Addr>::new()
-                    .gateway(gw)
-                    .output_interface(link.index)
-                    .build();
-                inner.handle.route().add(r).execute().await.map_err(|e| {
-                    NetlinkError::kernel(
-                        format!("add default route via {gw} in {}", spec.netns.display()),
-                        e,
-                    )
-                })?;
-            }
-            if let Some(gw) = spec.gateway6 {
-                let r = RouteMessageBuilder::<Ipv6Addr>::new()
-                    .gateway(gw)
-                    .output_interface(link.index)
-                    .build();
-                inner.handle.route().add(r).execute().await.map_err(|e| {
-                    NetlinkError::kernel(
-                        format!("add default route via {gw} in {}", spec.netns.display()),
-                        e,
-                    )
-                })?;
-            }
-        }
-        Ok(VethAttached {
-            host_ifname: spec.host_ifname.clone(),
-            host_index: host.index,
-            ifname: spec.ifname.clone(),
-            index: link.index,
-            mac: link.mac.unwrap_or(spec.mac),
-            mtu: link.mtu.unwrap_or(spec.mtu),
-        })
+        tracing::debug!(veth = %spec.host_ifname, elapsed_us = started.elapsed().as_micros() as u64,
+            ok = attached.is_ok(), "veth pair wired");
+        attached
     }
 
     /// Remove an endpoint's veth pair, best effort and idempotent (CNI DEL semantics): delete
@@ -268,6 +213,168 @@ impl Netlink {
     }
 }
 
+/// The RTM_NEWLINK of [`Netlink::attach_veth`], on a host socket.
+fn create_pair(
+    host: &mut BatchSocket,
+    spec: &VethSpec,
+    bridge: u32,
+    nsfd: &std::fs::File,
+) -> Result<(), NetlinkError> {
+    let peer = LinkUnspec::new_with_name(&spec.ifname)
+        .mtu(spec.mtu)
+        .address(spec.mac.to_vec())
+        .setns_by_fd(nsfd.as_raw_fd())
+        .build();
+    let msg = LinkVeth::new(&spec.host_ifname, &spec.ifname)
+        .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+        .mtu(spec.mtu)
+        .controller(bridge)
+        .build();
+    let op = || format!("create veth {} (peer {})", spec.host_ifname, spec.ifname);
+    let outcome = host
+        .run(vec![(
+            RouteNetlinkMessage::NewLink(msg),
+            NLM_F_CREATE | NLM_F_EXCL,
+        )])
+        .map_err(NetlinkError::Socket)?
+        .pop()
+        .unwrap_or(Err(libc::EIO));
+    match outcome {
+        Ok(_) => Ok(()),
+        Err(libc::EEXIST) => Err(NetlinkError::VethExists {
+            host: spec.host_ifname.clone(),
+            peer: spec.ifname.clone(),
+            netns: spec.netns.clone(),
+        }),
+        Err(errno) => Err(NetlinkError::from_errno(op(), errno)),
+    }
+}
+
+/// The host end of a new pair, on a host thread: hairpin mode, IPv6 off, up. Returns its index.
+fn configure_host(host: &mut BatchSocket, spec: &VethSpec) -> Result<u32, NetlinkError> {
+    sysctl::enable_hairpin(&spec.host_ifname)?;
+    sysctl::disable_ipv6_on_host(&spec.host_ifname)?;
+    let index = if_index(&spec.host_ifname).ok_or_else(|| NetlinkError::NoLink {
+        name: spec.host_ifname.clone(),
+    })?;
+    let up = LinkUnspec::new_with_index(index).up().build();
+    match host
+        .run(vec![(RouteNetlinkMessage::SetLink(up), 0)])
+        .map_err(NetlinkError::Socket)?
+        .pop()
+        .unwrap_or(Err(libc::EIO))
+    {
+        Ok(_) => Ok(index),
+        Err(errno) => Err(NetlinkError::from_errno(
+            format!("set {} up", spec.host_ifname),
+            errno,
+        )),
+    }
+}
+
+/// The index of a host interface (the calling thread's namespace), without a netlink round
+/// trip.
+fn if_index(name: &str) -> Option<u32> {
+    nix::net::if_::if_nametoindex(name).ok()
+}
+
+/// The container end, on a thread inside its namespace: sysctls, then one netlink batch.
+/// Returns its index.
+fn configure_inside(spec: &VethSpec) -> Result<u32, NetlinkError> {
+    let v6 = spec.addresses.iter().any(|a| a.is_ipv6());
+    let dirs = sysctl::ConfDirs::open(&procsys::root())?;
+    sysctl::tune_container_if(&dirs, &spec.ifname, v6, spec.announce)?;
+    drop(dirs);
+
+    let what = format!("{} in {}", spec.ifname, spec.netns.display());
+    // an ioctl on this thread (it is in the namespace) instead of a netlink round trip
+    let index =
+        if_index(&spec.ifname).ok_or_else(|| NetlinkError::NoLink { name: what.clone() })?;
+    let mut nl = BatchSocket::open().map_err(NetlinkError::Socket)?;
+
+    // each request with what a failure of it means
+    let mut requests: Vec<(RouteNetlinkMessage, u16, String)> = Vec::new();
+    for a in &spec.addresses {
+        requests.push((
+            RouteNetlinkMessage::NewAddress(address_message(index, *a)),
+            NLM_F_CREATE | NLM_F_EXCL,
+            format!("add address {a} to {what}"),
+        ));
+    }
+    requests.push((
+        RouteNetlinkMessage::SetLink(LinkUnspec::new_with_index(index).up().build()),
+        0,
+        format!("set {what} up"),
+    ));
+    // lo is index 1 in every namespace (LOOPBACK_IFINDEX); setting it up again is a no-op
+    requests.push((
+        RouteNetlinkMessage::SetLink(LinkUnspec::new_with_index(1).up().build()),
+        0,
+        "set lo up".into(),
+    ));
+    if spec.default_route {
+        if let Some(gw) = spec.gateway4 {
+            let r = RouteMessageBuilder::<Ipv4Addr>::new()
+                .gateway(gw)
+                .output_interface(index)
+                .build();
+            requests.push((
+                RouteNetlinkMessage::NewRoute(r),
+                NLM_F_CREATE | NLM_F_EXCL,
+                format!("add default route via {gw} in {}", spec.netns.display()),
+            ));
+        }
+        if let Some(gw) = spec.gateway6 {
+            let r = RouteMessageBuilder::<Ipv6Addr>::new()
+                .gateway(gw)
+                .output_interface(index)
+                .build();
+            requests.push((
+                RouteNetlinkMessage::NewRoute(r),
+                NLM_F_CREATE | NLM_F_EXCL,
+                format!("add default route via {gw} in {}", spec.netns.display()),
+            ));
+        }
+    }
+    let ops: Vec<String> = requests.iter().map(|r| r.2.clone()).collect();
+    let outcomes = nl
+        .run(requests.into_iter().map(|(m, f, _)| (m, f)).collect())
+        .map_err(NetlinkError::Socket)?;
+    for (op, outcome) in ops.into_iter().zip(outcomes) {
+        match outcome {
+            Ok(_) => {}
+            // an address that is already there is no error
+            Err(libc::EEXIST) if op.starts_with("add address") => {}
+            Err(libc::EACCES) if op.starts_with("add address") => {
+                return Err(NetlinkError::Invalid(format!(
+                    "cannot {op}: permission denied; is IPv6 enabled in the kernel (ipv6.disable, disable_ipv6)?"
+                )))
+            }
+            Err(errno) => return Err(NetlinkError::from_errno(op, errno)),
+        }
+    }
+    Ok(index)
+}
+
+/// `RTM_NEWADDR` of `addr` on `index`; IPv6 addresses with IFA_F_NODAD (usable at once).
+fn address_message(index: u32, addr: IpNetwork) -> AddressMessage {
+    let mut m = match addr.ip() {
+        IpAddr::V4(a) => AddressMessageBuilder::<Ipv4Addr>::new()
+            .index(index)
+            .address(a, addr.prefix())
+            .build(),
+        IpAddr::V6(a) => AddressMessageBuilder::<Ipv6Addr>::new()
+            .index(index)
+            .address(a, addr.prefix())
+            .build(),
+    };
+    if addr.is_ipv6() {
+        m.attributes
+            .push(AddressAttribute::Flags(AddressFlags::Nodad));
+    }
+    m
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,6 +387,7 @@ mod tests {
             ifname: "eth0".into(),
             mtu: 1500,
             mac: Mac::from_ipv4(Ipv4Addr::new(10, 0, 0, 2)),
+            announce: false,
             addresses: vec!["10.0.0.2/24".parse().unwrap()],
             default_route: true,
             gateway4: Some(Ipv4Addr::new(10, 0, 0, 1)),
