@@ -4,6 +4,7 @@
 #
 #   sudo bench/attach-vs-cni.sh          # N=50 SCALE=1000 PROBES=50 PAR=16 by default
 #
+# Everything berthd and host-local write lives on a tmpfs mounted for the run (like /run).
 # 1. N fresh netns (untimed). Our own berthd (private socket, run root and root; default
 #    network on bridge brtbench0, 10.231.200.0/22, nftables table inet berth_bench, DNS on the
 #    gateway) wires each one with `netctl attach --netns`, then `netctl detach` (what a user
@@ -45,6 +46,9 @@ netctl=$bin/netctl
 bench=$bin/examples/attach_bench
 
 work=$(mktemp -d /tmp/berth-bench-attach.XXXXXX)
+# berthd's run root and root and host-local's dataDir on one tmpfs, as /run is on systemd
+# hosts (the lease journal's fdatasync is then free for both, not a disk flush for one)
+mount -t tmpfs -o size=256m,mode=0700 brt-bench-tmpfs "$work"
 nsp=brtb-$$-
 fwd_before=$(cat /proc/sys/net/ipv4/ip_forward)
 berthd_pid=
@@ -61,6 +65,7 @@ cleanup() {
     ip link del "$CBR" 2>/dev/null
     nft delete table inet "$TABLE" 2>/dev/null
     [[ $(cat /proc/sys/net/ipv4/ip_forward) == "$fwd_before" ]] || echo "$fwd_before" > /proc/sys/net/ipv4/ip_forward
+    umount "$work" 2>/dev/null
     rm -rf "$work"
 }
 trap cleanup EXIT
