@@ -661,3 +661,96 @@ fn links_and_namespace_handles_work_without_setns_in_tasks() {
         assert!(host.links().await.unwrap().iter().any(|l| l.name == "lo"));
     });
 }
+
+/// Detaches running at the same time are deleted together (one link group per batch): each
+/// reports its own veth as deleted, every pair is gone on both sides, and an interface that
+/// was not asked for survives the group deletion.
+#[test]
+fn parallel_detaches_delete_exactly_their_pairs() {
+    require_root!();
+    let mut g = Guard::default();
+    let br = g.link("pb");
+    let bystander = g.link("pz");
+    let bystander_peer = g.link("pq");
+    let hosts: Vec<String> = (0..6).map(|i| g.link(&format!("p{i}"))).collect();
+    let spaces: Vec<(String, PathBuf)> = (0..6).map(|i| g.netns(&format!("pd{i}"))).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let st = Command::new("ip")
+        .args([
+            "link",
+            "add",
+            &bystander,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &bystander_peer,
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success());
+
+    rt().block_on(async {
+        let nl = Netlink::host().unwrap();
+        let store = NetworkStore::open(dir.path()).unwrap();
+        let net = free_subnet(&nl, &store, "pd", &br, 110).await;
+        let defs = subnets(&net, None);
+        let mut ipam = Ipam::open(&dir.path().join("leases"), "pd", &defs).unwrap();
+        nl.ensure_bridge(&BridgeSpec {
+            name: br.clone(),
+            mtu: 1500,
+            addresses: vec![IpNetwork::new(defs[0].gateway, defs[0].subnet.prefix()).unwrap()],
+            mac: None,
+            internal: false,
+        })
+        .await
+        .unwrap();
+        for (i, (host, (_, path))) in hosts.iter().zip(&spaces).enumerate() {
+            let lease = ipam
+                .allocate(LeaseRequest {
+                    owner: format!("p{i}/eth0"),
+                    netns: Some(path.clone()),
+                    ifname: Some("eth0".into()),
+                    ..Default::default()
+                })
+                .unwrap();
+            nl.attach_veth(&VethSpec {
+                bridge: br.clone(),
+                host_ifname: host.clone(),
+                netns: path.clone(),
+                ifname: "eth0".into(),
+                mtu: 1500,
+                mac: Mac::from_ipv4(lease.ipv4().unwrap()),
+                announce: false,
+                addresses: lease.addresses.clone(),
+                default_route: false,
+                gateway4: None,
+                gateway6: None,
+            })
+            .await
+            .unwrap();
+        }
+
+        let results = futures::future::join_all(
+            hosts
+                .iter()
+                .zip(&spaces)
+                .map(|(h, (_, p))| nl.detach_veth(h, Some((p.as_path(), "eth0")))),
+        )
+        .await;
+        for (h, r) in hosts.iter().zip(results) {
+            assert!(r.unwrap(), "{h} reported as not deleted");
+            assert!(nl.link(h).await.unwrap().is_none(), "{h} still exists");
+        }
+        for (_, p) in &spaces {
+            let inner = Netlink::in_netns(p).await.unwrap();
+            assert!(inner.link("eth0").await.unwrap().is_none());
+        }
+        assert!(
+            nl.link(&bystander).await.unwrap().is_some(),
+            "an interface nobody detached was deleted"
+        );
+        // a second detach finds nothing
+        assert!(!nl.detach_veth(&hosts[0], None).await.unwrap());
+    });
+}

@@ -9,6 +9,7 @@ mod batch;
 mod bridge;
 mod netns;
 mod procsys;
+mod reap;
 pub mod sysctl;
 mod veth;
 

@@ -15,7 +15,7 @@ use rtnetlink::{AddressMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder
 
 use super::batch::BatchSocket;
 use super::netns::open_netns;
-use super::{procsys, sysctl, Netlink, NetlinkError, NsThread};
+use super::{procsys, reap, sysctl, Netlink, NetlinkError, NsThread};
 use crate::mac::Mac;
 use crate::store::validate_ifname;
 
@@ -198,7 +198,8 @@ impl Netlink {
         host_ifname: &str,
         container: Option<(&Path, &str)>,
     ) -> Result<bool, NetlinkError> {
-        if self.delete_link(host_ifname).await? {
+        // with the detaches running at the same time (see reap)
+        if reap::delete(host_ifname).await? {
             return Ok(true);
         }
         let Some((netns, ifname)) = container else {
