@@ -2,7 +2,7 @@
 # attach-vs-cni.sh: berthd attach/detach beside the CNI bridge plugin + host-local, then attach
 # latency and berthd's memory as one network grows to 1000 endpoints; all in one run.
 #
-#   sudo bench/attach-vs-cni.sh          # N=50 SCALE=1000 PROBES=50 PAR=16 by default
+#   sudo bench/attach-vs-cni.sh          # N=50 SCALE=1000 PROBES=200 PAR=16 by default
 #
 # Everything berthd and host-local write lives on a tmpfs mounted for the run (like /run).
 # 1. N fresh netns (untimed). Our own berthd (private socket, run root and root; default
@@ -23,7 +23,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 [[ $(id -u) == 0 ]] || { echo "attach-vs-cni.sh: run as root" >&2; exit 1; }
 
-N=${N:-50}; SCALE=${SCALE:-1000}; PROBES=${PROBES:-50}; PAR=${PAR:-16}
+N=${N:-50}; SCALE=${SCALE:-1000}; PROBES=${PROBES:-200}; PAR=${PAR:-16}
 DNS_PORT=${DNS_PORT:-53}
 BR=brtbench0; SUBNET=10.231.200.0/22; GW=10.231.200.1; TABLE=berth_bench
 CBR=brtcni0; CNET3=10.231.210
