@@ -279,22 +279,25 @@ impl Cgroup {
     }
 
     /// Creates the cgroup (and missing parents) in every hierarchy. A leaf that already exists
-    /// is reused. On error, leaves made by this call are removed again.
-    pub fn create(&self) -> Result<()> {
+    /// is reused: returns whether one did (a leftover of a crashed run, whose processes the
+    /// caller clears). On error, leaves made by this call are removed again.
+    pub fn create(&self) -> Result<bool> {
         let mut made = Vec::new();
-        for dir in &self.dirs {
-            let existed = dir.is_dir();
-            if let Err(e) = create_chain(dir, self.version) {
-                for d in made.iter().rev() {
-                    let _ = fs::remove_dir(d);
+        let mut reused = false;
+        for (dir, options) in self.dirs.iter().zip(&self.options) {
+            let cpuset = self.version == Version::V1 && has_controller(options, "cpuset");
+            match create_chain(dir, cpuset) {
+                Ok(true) => made.push(dir.clone()),
+                Ok(false) => reused = true,
+                Err(e) => {
+                    for d in made.iter().rev() {
+                        let _ = fs::remove_dir(d);
+                    }
+                    return Err(e);
                 }
-                return Err(e);
-            }
-            if !existed {
-                made.push(dir.clone());
             }
         }
-        Ok(())
+        Ok(reused)
     }
 
     /// Files through which a process moves *itself* into this cgroup: v1 `tasks`, written "0".
@@ -424,29 +427,46 @@ fn remove_leaf(dir: &Path) -> Result<()> {
     })
 }
 
-/// `mkdir -p` of a cgroup directory. In a v1 cpuset hierarchy a new cgroup starts with empty
-/// `cpuset.cpus`/`cpuset.mems` and refuses processes (ENOSPC), so each level made here
-/// inherits its parent's values, as runc does. Not on v2: there an empty `cpuset.cpus` means
-/// "the parent's", and the root cgroup has no `cpuset.cpus` file to copy from.
-fn create_chain(dir: &Path, version: Version) -> Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    if let Some(parent) = dir.parent() {
-        create_chain(parent, version)?;
-    }
-    match fs::create_dir(dir) {
+/// Whether a v1 hierarchy's mount options name `controller`.
+fn has_controller(options: &str, controller: &str) -> bool {
+    options.split(',').any(|o| o == controller)
+}
+
+/// `mkdir -p` of a cgroup directory; returns whether `dir` itself was made (false: it
+/// existed). mkdir comes first, without looking: the parents almost always exist, and each
+/// look is a syscall per hierarchy. In a v1 cpuset hierarchy (`cpuset`) a new cgroup starts
+/// with empty `cpuset.cpus`/`cpuset.mems` and refuses processes (ENOSPC), so each level made
+/// here inherits its parent's values, as runc does. Not on v2: there an empty `cpuset.cpus`
+/// means "the parent's", and the root cgroup has no `cpuset.cpus` file to copy from.
+fn create_chain(dir: &Path, cpuset: bool) -> Result<bool> {
+    let made = match fs::create_dir(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => match dir.parent() {
+            Some(parent) => {
+                create_chain(parent, cpuset)?;
+                fs::create_dir(dir)
+            }
+            None => Err(e),
+        },
+        made => made,
+    };
+    match made {
         Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
         Err(e) => return Err(CgroupError::io("create", dir, e)),
     }
-    if version == Version::V2 {
-        return Ok(());
+    if cpuset {
+        inherit_cpuset(dir)?;
     }
+    Ok(true)
+}
+
+/// Copies the parent's `cpuset.cpus` and `cpuset.mems` into the new, empty cgroup `dir`
+/// (removed again on failure).
+fn inherit_cpuset(dir: &Path) -> Result<()> {
     for file in ["cpuset.cpus", "cpuset.mems"] {
         let own = dir.join(file);
         let Ok(current) = fs::read_to_string(&own) else {
-            continue; // not a cpuset hierarchy
+            continue;
         };
         if !current.trim().is_empty() {
             continue;

@@ -9,7 +9,7 @@
 use super::config::{ContainerConfig, CreateOptions, ImageConfig, NetworkMode};
 use super::state::{self, ContainerRecord, Paths, RuntimeState, Status};
 use super::{id, network, ContainerError, Result};
-use crate::cgroup::Cgroup;
+use crate::cgroup::{Cgroup, Layout};
 use crate::fsutil::{self, FileLock};
 use crate::image::store::Store;
 use crate::isolate::namespaces;
@@ -19,6 +19,7 @@ use serde_json::{json, Value};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 /// The container runtime, bound to one persistent root, run root and cgroup parent.
 #[derive(Debug, Clone)]
@@ -26,6 +27,9 @@ pub struct Runtime {
     pub(super) paths: Paths,
     pub(super) cgroup_parent: String,
     pub(super) store: Store,
+    /// The host's cgroup mounts, read once: `run --rm` needs them to start the container and
+    /// again to remove it, and each read parses the whole mount table.
+    layout: OnceLock<Layout>,
 }
 
 /// A container as `ps` and `inspect` show it.
@@ -46,6 +50,7 @@ impl Runtime {
             paths: Paths::new(root, run_root),
             cgroup_parent: cgroup_parent.to_string(),
             store: Store::open(root)?,
+            layout: OnceLock::new(),
         })
     }
 
@@ -276,7 +281,16 @@ impl Runtime {
             .flatten()
             .and_then(|s| s.cgroup_parent)
             .unwrap_or_else(|| self.cgroup_parent.clone());
-        Ok(Cgroup::for_container(&parent, id)?)
+        Ok(Cgroup::new(&self.cgroup_layout()?, &parent, id)?)
+    }
+
+    /// The host's cgroup layout (the `layout` field).
+    pub(super) fn cgroup_layout(&self) -> Result<Layout> {
+        if let Some(layout) = self.layout.get() {
+            return Ok(layout.clone());
+        }
+        let layout = Layout::detect()?;
+        Ok(self.layout.get_or_init(|| layout).clone())
     }
 
     /// Removes everything of a container: leftover processes and cgroup, the netns bind
@@ -312,31 +326,50 @@ impl Runtime {
             Err(crate::rootfs::RootfsError::NotPrepared { .. }) => true,
             Err(e) => note(Err(e.into())),
         };
-        note(remove_tree(&self.paths.run_dir(id)));
-        // The record goes first, so an interrupted removal never leaves a listed container
-        // without its files; the rest of the directory (image-id last) follows.
-        let record = self.paths.record(id);
-        note(match fs::remove_file(&record) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                Err(ContainerError::io("cannot remove", &record, e))
-            }
-            _ => Ok(()),
+        let trash = super::trash::Trash::new(&self.paths.root);
+        // Into the trash rather than deleted here, where they share a filesystem: deleting a
+        // file waits on the disk on some (see `trash`). The run root is a tmpfs in production,
+        // where the rename fails and deleting is cheap.
+        let run_dir = self.paths.run_dir(id);
+        let mut trashed = trash.put(&run_dir).unwrap_or_else(|_| {
+            note(remove_tree(&run_dir));
+            false
         });
         // Only when everything before succeeded: if something is still mounted or running,
         // delete nothing more, so nothing mounted into the container can lose files; `rm`
-        // again once the error is fixed.
+        // again once the error is fixed. The record goes in any case, so that the container
+        // is no longer listed.
         if note(Ok(())) {
-            let trash = super::trash::Trash::new(&self.paths.root);
-            note(
-                trash
-                    .discard(&dir)
-                    .map_err(|e| ContainerError::io("cannot remove", &dir, e)),
-            );
+            // One rename takes the record and the files out of sight at once.
+            match trash.put(&dir) {
+                Ok(moved) => trashed |= moved,
+                Err(_) => {
+                    // The record first, so an interrupted removal never leaves a listed
+                    // container without its files; the rest of the directory follows.
+                    note(self.remove_record(id));
+                    note(remove_tree(&dir));
+                }
+            }
+        } else {
+            note(self.remove_record(id));
+        }
+        if trashed {
+            trash.empty_later();
         }
         if let (Some(r), None) = (&destroyed, &first) {
             super::events::emit(&self.paths, "destroy", r, &[]);
         }
         first.map_or(Ok(()), Err)
+    }
+
+    fn remove_record(&self, id: &str) -> Result<()> {
+        let record = self.paths.record(id);
+        match fs::remove_file(&record) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                Err(ContainerError::io("cannot remove", &record, e))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The JSON `berth inspect` prints for one container.

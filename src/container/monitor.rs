@@ -15,7 +15,7 @@ use super::logs::LogWriter;
 use super::network;
 use super::state::{self, ContainerRecord, RuntimeState, Status};
 use super::{ContainerError, Result};
-use crate::cgroup::{Cgroup, Layout};
+use crate::cgroup::Cgroup;
 use crate::isolate::{self, namespaces, BindFile, Spec};
 use crate::rootfs::ContainerRootfs;
 use std::path::PathBuf;
@@ -108,7 +108,7 @@ impl Runtime {
         let id = &record.id;
         let config = &record.config;
         let rootfs = ContainerRootfs::open(&self.paths.container_dir(id))?;
-        let layout = Layout::detect()?;
+        let layout = self.cgroup_layout()?;
         let cgroup = Cgroup::new(&layout, &self.cgroup_parent, id)?;
         let new_netns = config.network != NetworkMode::Host;
         let mut spec = Spec {
@@ -138,12 +138,12 @@ impl Runtime {
         };
 
         let mut teardown = Teardown::default();
+        let reused = cgroup.create()?;
+        teardown.cgroup = Some(cgroup.clone());
         // Reuse of a leftover leaf from a crashed run would mix in its processes: clear it.
-        if cgroup.exists() {
+        if reused {
             cgroup.kill_all()?;
         }
-        cgroup.create()?;
-        teardown.cgroup = Some(cgroup.clone());
         // v2: the statistics controllers, so that every container has metrics (best effort).
         cgroup.enable_stat_controllers();
         // Limits before the first process exists: its first fork is already bounded.
@@ -239,7 +239,14 @@ impl Runtime {
         st.exit_code = Some(code);
         st.error = error;
         st.finished_at = Some(now());
-        let recorded = state::write_state(&self.paths, id, &st);
+        // A --rm container is removed right after this, run directory and all: its exit is
+        // in the events ("die"), and writing a state that nobody reads would cost a file
+        // replacement (a flush and, on a discard-mounted disk, a synchronous discard).
+        let recorded = if config.auto_remove {
+            Ok(())
+        } else {
+            state::write_state(&self.paths, id, &st)
+        };
         outcome?;
         cleanup?;
         recorded?;

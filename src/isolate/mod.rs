@@ -19,6 +19,7 @@
 //! an `--init` reaper as PID 1, seccomp (applied last, after no_new_privs), a pty, detached
 //! runs.
 
+mod bpf;
 pub mod caps;
 pub mod exec;
 mod init;

@@ -18,8 +18,7 @@
 
 use super::syscalls;
 use seccompiler::{
-    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
-    SeccompRule, TargetArch,
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompRule,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -505,6 +504,13 @@ pub fn compile(profile: &Profile, caps: u64) -> Result<Vec<BpfProgram>, String> 
 }
 
 fn build(rules: Alternatives, mismatch: Action, matched: Action) -> Result<BpfProgram, String> {
+    let chains = rule_chains(rules)?;
+    super::bpf::assemble(chains, mismatch.to_seccompiler(), matched.to_seccompiler())
+}
+
+/// seccompiler's rules for each syscall: none when one alternative is unconditional (the call
+/// matches whatever its arguments), else one rule per alternative.
+fn rule_chains(rules: Alternatives) -> Result<BTreeMap<i64, Vec<SeccompRule>>, String> {
     let mut out: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
     for (nr, alts) in rules {
         // One unconditional alternative makes the call match whatever its arguments.
@@ -540,16 +546,7 @@ fn build(rules: Alternatives, mismatch: Action, matched: Action) -> Result<BpfPr
         }
         out.insert(nr, chain);
     }
-    let filter = SeccompFilter::new(
-        out,
-        mismatch.to_seccompiler(),
-        matched.to_seccompiler(),
-        TargetArch::x86_64,
-    )
-    .map_err(|e| format!("cannot build the seccomp filter: {e}"))?;
-    filter
-        .try_into()
-        .map_err(|e: seccompiler::BackendError| format!("cannot compile the seccomp filter: {e}"))
+    Ok(out)
 }
 
 /// Installs `programs` on the calling thread. Without no_new_privs the kernel requires
@@ -580,6 +577,220 @@ pub fn install(programs: &[BpfProgram]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::isolate::bpf;
+    use seccompiler::{sock_filter, SeccompFilter, TargetArch};
+
+    /// The same filters as [`compile`], laid out by seccompiler itself (a linear chain): the
+    /// reference the binary-search layout is checked against.
+    fn compile_linear(profile: &Profile, caps: u64) -> Vec<BpfProgram> {
+        let filter = |rules: Alternatives, mismatch: Action, matched: Action| -> BpfProgram {
+            let f = SeccompFilter::new(
+                rule_chains(rules).unwrap(),
+                mismatch.to_seccompiler(),
+                matched.to_seccompiler(),
+                TargetArch::x86_64,
+            )
+            .unwrap();
+            f.try_into().unwrap()
+        };
+        // compile() with `build` swapped for seccompiler's layout.
+        let mut by_action: Vec<(Action, Alternatives)> = Vec::new();
+        for r in &profile.rules {
+            if r.caps_include & caps != r.caps_include || r.caps_exclude & caps != 0 {
+                continue;
+            }
+            let idx = match by_action.iter().position(|(a, _)| *a == r.action) {
+                Some(i) => i,
+                None => {
+                    by_action.push((r.action, BTreeMap::new()));
+                    by_action.len() - 1
+                }
+            };
+            for name in &r.names {
+                let Some(nr) = syscalls::number(name) else {
+                    continue;
+                };
+                let alt = (!r.args.is_empty()).then(|| r.args.clone());
+                by_action[idx].1.entry(nr).or_default().push(alt);
+            }
+        }
+        let mut programs = Vec::new();
+        if profile.default_action != Action::Allow {
+            let mut all: Alternatives = BTreeMap::new();
+            for (_, m) in &by_action {
+                for (nr, alts) in m {
+                    all.entry(*nr).or_default().extend(alts.iter().cloned());
+                }
+            }
+            programs.push(filter(all, profile.default_action, Action::Allow));
+        }
+        for (act, m) in by_action {
+            if act != Action::Allow && act != profile.default_action {
+                programs.push(filter(m, Action::Allow, act));
+            }
+        }
+        programs
+    }
+
+    /// `struct seccomp_data` as 32-bit words: nr, arch, instruction pointer, six arguments.
+    fn data(arch: u32, nr: u32, args: &[u64; 6]) -> [u32; 16] {
+        let mut d = [0u32; 16];
+        d[0] = nr;
+        d[1] = arch;
+        for (i, a) in args.iter().enumerate() {
+            d[4 + 2 * i] = *a as u32;
+            d[5 + 2 * i] = (*a >> 32) as u32;
+        }
+        d
+    }
+
+    /// Argument values around every constant the profile compares with: equal, one off,
+    /// masked, with the high half changed, and the extremes.
+    fn interesting_values(profile: &Profile) -> Vec<u64> {
+        let mut v = vec![0, 1, u64::MAX, u64::from(u32::MAX), 1 << 32, 1 << 63];
+        for r in &profile.rules {
+            for c in &r.args {
+                let mut around = vec![c.value, c.value.wrapping_add(1), c.value.wrapping_sub(1)];
+                if let Op::MaskedEq(m) = c.op {
+                    around.extend([m, !m, c.value | !m, c.value ^ m]);
+                }
+                for x in around {
+                    v.extend([x, x ^ 0xffff_ffff_0000_0000, x & 0xffff_ffff, x | 1 << 40]);
+                }
+            }
+        }
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    /// Checks that both layouts return the same for every syscall number (and x32's, and
+    /// beyond), every architecture seen on x86_64, and arguments around every constant.
+    fn assert_same_decisions(profile: &Profile, caps: u64) {
+        let tree = compile(profile, caps).unwrap();
+        let linear = compile_linear(profile, caps);
+        assert_eq!(tree.len(), linear.len());
+        let values = interesting_values(profile);
+        let mut numbers: Vec<u32> = (0..1100).collect();
+        numbers.extend((0..600).map(|n| 0x4000_0000 + n));
+        numbers.extend([0x7fff_ffff, 0x8000_0000, u32::MAX - 1, u32::MAX]);
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for (t, l) in tree.iter().zip(&linear) {
+            let same = |d: &[u32; 16]| assert_eq!(bpf::run(t, d), bpf::run(l, d), "{d:x?}");
+            for arch in [0xc000_003e, 0x4000_0003, 0xc000_00b7, 0] {
+                for &nr in &numbers {
+                    same(&data(arch, nr, &[0; 6]));
+                    same(&data(arch, nr, &[u64::MAX; 6]));
+                }
+            }
+            // Arguments: each value in each position, and random mixes of them.
+            for &nr in &numbers[..1100] {
+                for i in 0..6 {
+                    for &x in &values {
+                        let mut args = [0; 6];
+                        args[i] = x;
+                        same(&data(0xc000_003e, nr, &args));
+                    }
+                }
+                for _ in 0..64 {
+                    let args: [u64; 6] =
+                        std::array::from_fn(|_| values[next() as usize % values.len()]);
+                    same(&data(0xc000_003e, nr, &args));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn tree_layout_decides_as_seccompiler_does() {
+        let docker = default_profile();
+        let (tree, linear) = (
+            compile(&docker, super::super::DOCKER_DEFAULT_CAPS).unwrap(),
+            compile_linear(&docker, super::super::DOCKER_DEFAULT_CAPS),
+        );
+        // The point of the layout: a fraction of the instructions to check and JIT.
+        assert!(
+            tree[0].len() * 3 < linear[0].len(),
+            "{} vs {}",
+            tree[0].len(),
+            linear[0].len()
+        );
+        for caps in [
+            super::super::DOCKER_DEFAULT_CAPS,
+            0,
+            u64::MAX >> 23,
+            1 << 21,
+        ] {
+            assert_same_decisions(&docker, caps);
+        }
+        // Every comparison, several actions, alternatives and conjunctions on one call.
+        let custom = parse_docker_json(
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","defaultErrnoRet":38,"syscalls":[
+              {"names":["read","write","close","fstat","mmap"],"action":"SCMP_ACT_ALLOW"},
+              {"names":["ioctl"],"action":"SCMP_ACT_ALLOW","args":[
+                {"index":1,"value":21505,"op":"SCMP_CMP_EQ"}]},
+              {"names":["ioctl"],"action":"SCMP_ACT_ALLOW","args":[
+                {"index":1,"value":4294967295,"op":"SCMP_CMP_LE"},
+                {"index":2,"value":16,"op":"SCMP_CMP_GT"}]},
+              {"names":["socket"],"action":"SCMP_ACT_ALLOW","args":[
+                {"index":0,"value":40,"op":"SCMP_CMP_NE"},
+                {"index":1,"value":8,"op":"SCMP_CMP_LT"},
+                {"index":2,"value":5,"op":"SCMP_CMP_GE"}]},
+              {"names":["clone"],"action":"SCMP_ACT_ALLOW","args":[
+                {"index":0,"value":2114060288,"valueTwo":0,"op":"SCMP_CMP_MASKED_EQ"}]},
+              {"names":["kill","tkill"],"action":"SCMP_ACT_ERRNO","errnoRet":1},
+              {"names":["ptrace"],"action":"SCMP_ACT_KILL_PROCESS"},
+              {"names":["uname"],"action":"SCMP_ACT_TRAP","args":[
+                {"index":0,"value":9223372036854775808,"op":"SCMP_CMP_GE"}]},
+              {"names":["getpid"],"action":"SCMP_ACT_LOG"},
+              {"names":["mount","umount2"],"action":"SCMP_ACT_ALLOW",
+               "includes":{"caps":["CAP_SYS_ADMIN"]}}]}"#,
+        )
+        .unwrap();
+        for caps in [0, 1 << 21] {
+            assert_same_decisions(&custom, caps);
+        }
+        let allow_default = Profile {
+            default_action: Action::Allow,
+            rules: vec![rule(
+                &["ptrace", "personality", "bpf"],
+                Action::Errno(EPERM),
+            )],
+        };
+        assert_same_decisions(&allow_default, 0);
+    }
+
+    #[test]
+    fn long_runs_jump_far() {
+        // Every syscall conditional: the lower halves outgrow a conditional jump's 255.
+        let names: Vec<&str> = syscalls::X86_64.iter().take(150).map(|(n, _)| *n).collect();
+        let mut r = rule(&names, Action::Allow);
+        r.args.push(ArgCond {
+            index: 3,
+            op: Op::Eq,
+            value: 7,
+            low32: false,
+        });
+        let p = Profile {
+            default_action: Action::Errno(EPERM),
+            rules: vec![r],
+        };
+        let program = &compile(&p, 0).unwrap()[0];
+        assert!(program
+            .iter()
+            .any(|i: &sock_filter| i.code == 0x05 && i.k > 255));
+        let on = |nr: u32, a3: u64| bpf::run(program, &data(0xc000_003e, nr, &[0, 0, 0, a3, 0, 0]));
+        for (_, nr) in syscalls::X86_64.iter().take(150) {
+            assert_eq!(on(*nr as u32, 7), libc::SECCOMP_RET_ALLOW, "{nr}");
+            assert_eq!(on(*nr as u32, 8), libc::SECCOMP_RET_ERRNO | EPERM, "{nr}");
+        }
+    }
 
     #[test]
     fn every_default_name_is_an_x86_64_syscall() {

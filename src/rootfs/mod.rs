@@ -256,7 +256,10 @@ impl ContainerRootfs {
     /// `work/` and `merged/`, and `lower.json` recording `lowers` so a later process can
     /// [`open`](Self::open) and mount it. The layers are checked first; on any error nothing
     /// is left behind. The tree is built under a temporary name and renamed into place, so a
-    /// crash never leaves a half-made `fs/`.
+    /// crash never leaves a half-made `fs/`. The rename is not fsynced here: the caller's
+    /// durable write into `container_dir` (the container record, fsynced with its directory)
+    /// makes it durable, and a `--rm` container, whose record is not durable either, skips the
+    /// wait on the disk.
     pub fn create(container_dir: &Path, lowers: LowerLayers) -> Result<Self, RootfsError> {
         lowers.validate()?;
         let existed = container_dir.exists();
@@ -300,9 +303,7 @@ impl ContainerRootfs {
                     RootfsError::AlreadyExists { dir: dir.clone() }
                 }
                 _ => RootfsError::io("cannot move container root into place at", &dir, e),
-            })?;
-            fsutil::sync_dir(&container_dir)
-                .map_err(|e| RootfsError::io("cannot sync", &container_dir, e))
+            })
         })();
         if let Err(e) = built {
             let _ = mounts::remove_tree(&tmp);
