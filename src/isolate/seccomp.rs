@@ -461,6 +461,16 @@ type Alternatives = BTreeMap<i64, Vec<Option<Vec<ArgCond>>>>;
 
 /// The BPF programs of a profile for a container with capabilities `caps`, in install order.
 pub fn compile(profile: &Profile, caps: u64) -> Result<Vec<BpfProgram>, String> {
+    compile_with(profile, caps, build)
+}
+
+/// [`compile`] with the layout of each filter given: `layout(rules, mismatch, matched)`.
+/// The tests pass seccompiler's own linear layout as the reference for [`build`]'s.
+fn compile_with(
+    profile: &Profile,
+    caps: u64,
+    layout: impl Fn(Alternatives, Action, Action) -> Result<BpfProgram, String>,
+) -> Result<Vec<BpfProgram>, String> {
     // action -> syscall -> alternatives (None: unconditional)
     let mut by_action: Vec<(Action, Alternatives)> = Vec::new();
     for r in &profile.rules {
@@ -493,11 +503,11 @@ pub fn compile(profile: &Profile, caps: u64) -> Result<Vec<BpfProgram>, String> 
                 all.entry(*nr).or_default().extend(alts.iter().cloned());
             }
         }
-        programs.push(build(all, profile.default_action, Action::Allow)?);
+        programs.push(layout(all, profile.default_action, Action::Allow)?);
     }
     for (act, m) in by_action {
         if act != Action::Allow && act != profile.default_action {
-            programs.push(build(m, Action::Allow, act)?);
+            programs.push(layout(m, Action::Allow, act)?);
         }
     }
     Ok(programs)
@@ -583,53 +593,17 @@ mod tests {
     /// The same filters as [`compile`], laid out by seccompiler itself (a linear chain): the
     /// reference the binary-search layout is checked against.
     fn compile_linear(profile: &Profile, caps: u64) -> Vec<BpfProgram> {
-        let filter = |rules: Alternatives, mismatch: Action, matched: Action| -> BpfProgram {
+        let linear = |rules: Alternatives, mismatch: Action, matched: Action| {
             let f = SeccompFilter::new(
-                rule_chains(rules).unwrap(),
+                rule_chains(rules)?,
                 mismatch.to_seccompiler(),
                 matched.to_seccompiler(),
                 TargetArch::x86_64,
             )
-            .unwrap();
-            f.try_into().unwrap()
+            .map_err(|e| e.to_string())?;
+            BpfProgram::try_from(f).map_err(|e| e.to_string())
         };
-        // compile() with `build` swapped for seccompiler's layout.
-        let mut by_action: Vec<(Action, Alternatives)> = Vec::new();
-        for r in &profile.rules {
-            if r.caps_include & caps != r.caps_include || r.caps_exclude & caps != 0 {
-                continue;
-            }
-            let idx = match by_action.iter().position(|(a, _)| *a == r.action) {
-                Some(i) => i,
-                None => {
-                    by_action.push((r.action, BTreeMap::new()));
-                    by_action.len() - 1
-                }
-            };
-            for name in &r.names {
-                let Some(nr) = syscalls::number(name) else {
-                    continue;
-                };
-                let alt = (!r.args.is_empty()).then(|| r.args.clone());
-                by_action[idx].1.entry(nr).or_default().push(alt);
-            }
-        }
-        let mut programs = Vec::new();
-        if profile.default_action != Action::Allow {
-            let mut all: Alternatives = BTreeMap::new();
-            for (_, m) in &by_action {
-                for (nr, alts) in m {
-                    all.entry(*nr).or_default().extend(alts.iter().cloned());
-                }
-            }
-            programs.push(filter(all, profile.default_action, Action::Allow));
-        }
-        for (act, m) in by_action {
-            if act != Action::Allow && act != profile.default_action {
-                programs.push(filter(m, Action::Allow, act));
-            }
-        }
-        programs
+        compile_with(profile, caps, linear).unwrap()
     }
 
     /// `struct seccomp_data` as 32-bit words: nr, arch, instruction pointer, six arguments.
