@@ -17,9 +17,9 @@ use rtnetlink::packet_core::{
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 
-/// The outcome of one request: the messages the kernel answered with (a `GET`'s reply), or the
-/// errno it refused it with.
-pub(crate) type Outcome = Result<Vec<RouteNetlinkMessage>, i32>;
+/// The outcome of one request: done, or the errno the kernel refused it with. (Only requests
+/// that change something are batched; their acknowledgement is all the kernel sends.)
+pub(crate) type Outcome = Result<(), i32>;
 
 /// A route netlink socket of the calling thread's namespace, used synchronously.
 pub(crate) struct BatchSocket {
@@ -61,7 +61,6 @@ impl BatchSocket {
         }
         self.sock.send(&out, 0)?;
 
-        let mut replies: Vec<Vec<RouteNetlinkMessage>> = vec![Vec::new(); n];
         let mut done: Vec<Option<Outcome>> = vec![None; n];
         let mut left = n;
         let mut buf = vec![0u8; 32 * 1024];
@@ -83,16 +82,9 @@ impl BatchSocket {
                 let size = (m.header.length as usize).max(16);
                 let i = m.header.sequence_number.wrapping_sub(first) as usize;
                 if i < n && done[i].is_none() {
-                    match m.payload {
-                        NetlinkPayload::InnerMessage(r) => replies[i].push(r),
-                        NetlinkPayload::Error(e) => {
-                            done[i] = Some(match e.code {
-                                None => Ok(std::mem::take(&mut replies[i])),
-                                Some(c) => Err(-c.get()),
-                            });
-                            left -= 1;
-                        }
-                        _ => {}
+                    if let NetlinkPayload::Error(e) = m.payload {
+                        done[i] = Some(e.code.map_or(Ok(()), |c| Err(-c.get())));
+                        left -= 1;
                     }
                 }
                 data = &data[((size + 3) & !3).min(data.len())..];
@@ -102,5 +94,13 @@ impl BatchSocket {
             .into_iter()
             .map(|o| o.unwrap_or(Err(libc::EIO)))
             .collect())
+    }
+
+    /// [`BatchSocket::run`] of a single request.
+    pub(crate) fn run_one(&mut self, msg: RouteNetlinkMessage, flags: u16) -> io::Result<Outcome> {
+        Ok(self
+            .run(vec![(msg, flags)])?
+            .pop()
+            .unwrap_or(Err(libc::EIO)))
     }
 }

@@ -63,14 +63,16 @@ fn run() {
             Ok(s) => delete_batch(s, batch),
             Err(e) => {
                 for (_, reply) in batch {
-                    let _ = reply.send(Err(NetlinkError::Socket(io::Error::new(
-                        e.kind(),
-                        e.to_string(),
-                    ))));
+                    let _ = reply.send(Err(socket_error(e)));
                 }
             }
         }
     }
+}
+
+/// A socket error, for every waiter of a batch (io::Error is not Clone).
+fn socket_error(e: &io::Error) -> NetlinkError {
+    NetlinkError::Socket(io::Error::new(e.kind(), e.to_string()))
 }
 
 fn by_name(name: &str) -> LinkMessage {
@@ -94,10 +96,7 @@ fn delete_batch(sock: &mut BatchSocket, batch: Vec<(String, Reply)>) {
         Ok(t) => t,
         Err(e) => {
             for (_, reply) in batch {
-                let _ = reply.send(Err(NetlinkError::Socket(io::Error::new(
-                    e.kind(),
-                    e.to_string(),
-                ))));
+                let _ = reply.send(Err(socket_error(&e)));
             }
             return;
         }
@@ -106,10 +105,9 @@ fn delete_batch(sock: &mut BatchSocket, batch: Vec<(String, Reply)>) {
     let deleted = if any {
         let mut m = LinkMessage::default();
         m.attributes.push(LinkAttribute::Group(group));
-        sock.run(vec![(RouteNetlinkMessage::DelLink(m), 0)])
-            .map(|mut r| r.pop().unwrap_or(Err(libc::EIO)))
+        sock.run_one(RouteNetlinkMessage::DelLink(m), 0)
     } else {
-        Ok(Ok(Vec::new()))
+        Ok(Ok(()))
     };
     for ((name, reply), tag) in batch.into_iter().zip(tagged) {
         let r = match (tag, &deleted) {
@@ -120,15 +118,12 @@ fn delete_batch(sock: &mut BatchSocket, batch: Vec<(String, Reply)>) {
                 errno,
             )),
             // deleted with its group; ENODEV: someone else deleted them first
-            (Ok(_), Ok(Ok(_))) | (Ok(_), Ok(Err(libc::ENODEV))) => Ok(true),
-            (Ok(_), Ok(Err(errno))) => Err(NetlinkError::from_errno(
+            (Ok(()), Ok(Ok(()))) | (Ok(()), Ok(Err(libc::ENODEV))) => Ok(true),
+            (Ok(()), Ok(Err(errno))) => Err(NetlinkError::from_errno(
                 format!("delete link {name}"),
                 *errno,
             )),
-            (Ok(_), Err(e)) => Err(NetlinkError::Socket(io::Error::new(
-                e.kind(),
-                e.to_string(),
-            ))),
+            (Ok(()), Err(e)) => Err(socket_error(e)),
         };
         let _ = reply.send(r);
     }

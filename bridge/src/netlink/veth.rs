@@ -10,6 +10,7 @@ use ipnetwork::IpNetwork;
 use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use rtnetlink::packet_route::link::{InfoData, InfoVeth};
+use rtnetlink::packet_route::route::RouteMessage;
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::{AddressMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
@@ -260,12 +261,10 @@ fn configure_host(host: &mut BatchSocket, spec: &VethSpec) -> Result<u32, Netlin
     })?;
     let up = LinkUnspec::new_with_index(index).up().build();
     match host
-        .run(vec![(RouteNetlinkMessage::SetLink(up), 0)])
+        .run_one(RouteNetlinkMessage::SetLink(up), 0)
         .map_err(NetlinkError::Socket)?
-        .pop()
-        .unwrap_or(Err(libc::EIO))
     {
-        Ok(_) => Ok(index),
+        Ok(()) => Ok(index),
         Err(errno) => Err(NetlinkError::from_errno(
             format!("set {} up", spec.host_ifname),
             errno,
@@ -314,24 +313,10 @@ fn configure_inside(spec: &VethSpec) -> Result<u32, NetlinkError> {
         "set lo up".into(),
     ));
     if spec.default_route {
-        if let Some(gw) = spec.gateway4 {
-            let r = RouteMessageBuilder::<Ipv4Addr>::new()
-                .gateway(gw)
-                .output_interface(index)
-                .build();
+        let gateways = [spec.gateway4.map(IpAddr::V4), spec.gateway6.map(IpAddr::V6)];
+        for gw in gateways.into_iter().flatten() {
             requests.push((
-                RouteNetlinkMessage::NewRoute(r),
-                NLM_F_CREATE | NLM_F_EXCL,
-                format!("add default route via {gw} in {}", spec.netns.display()),
-            ));
-        }
-        if let Some(gw) = spec.gateway6 {
-            let r = RouteMessageBuilder::<Ipv6Addr>::new()
-                .gateway(gw)
-                .output_interface(index)
-                .build();
-            requests.push((
-                RouteNetlinkMessage::NewRoute(r),
+                RouteNetlinkMessage::NewRoute(default_route(gw, index)),
                 NLM_F_CREATE | NLM_F_EXCL,
                 format!("add default route via {gw} in {}", spec.netns.display()),
             ));
@@ -341,12 +326,14 @@ fn configure_inside(spec: &VethSpec) -> Result<u32, NetlinkError> {
     let outcomes = nl
         .run(requests.into_iter().map(|(m, f, _)| (m, f)).collect())
         .map_err(NetlinkError::Socket)?;
-    for (op, outcome) in ops.into_iter().zip(outcomes) {
+    // the first requests are the addresses
+    let addresses = spec.addresses.len();
+    for (i, (op, outcome)) in ops.into_iter().zip(outcomes).enumerate() {
         match outcome {
-            Ok(_) => {}
+            Ok(()) => {}
             // an address that is already there is no error
-            Err(libc::EEXIST) if op.starts_with("add address") => {}
-            Err(libc::EACCES) if op.starts_with("add address") => {
+            Err(libc::EEXIST) if i < addresses => {}
+            Err(libc::EACCES) if i < addresses => {
                 return Err(NetlinkError::Invalid(format!(
                     "cannot {op}: permission denied; is IPv6 enabled in the kernel (ipv6.disable, disable_ipv6)?"
                 )))
@@ -355,6 +342,20 @@ fn configure_inside(spec: &VethSpec) -> Result<u32, NetlinkError> {
         }
     }
     Ok(index)
+}
+
+/// A default route via `gw` out of `index`.
+fn default_route(gw: IpAddr, index: u32) -> RouteMessage {
+    match gw {
+        IpAddr::V4(g) => RouteMessageBuilder::<Ipv4Addr>::new()
+            .gateway(g)
+            .output_interface(index)
+            .build(),
+        IpAddr::V6(g) => RouteMessageBuilder::<Ipv6Addr>::new()
+            .gateway(g)
+            .output_interface(index)
+            .build(),
+    }
 }
 
 /// `RTM_NEWADDR` of `addr` on `index`; IPv6 addresses with IFA_F_NODAD (usable at once).
