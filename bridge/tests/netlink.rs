@@ -730,6 +730,11 @@ fn parallel_detaches_delete_exactly_their_pairs() {
             .await
             .unwrap();
         }
+        // an IPv4-only network: no IPv6 at all on the container's interface
+        let v6_off = in_ns(&spaces[0].1, || {
+            sysctl::read("net/ipv6/conf/eth0/disable_ipv6").unwrap()
+        });
+        assert_eq!(v6_off, "1");
 
         let results = futures::future::join_all(
             hosts
