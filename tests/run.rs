@@ -294,6 +294,35 @@ fn writes_land_in_the_upper_layer_and_image_layers_stay_unchanged() {
     env.assert_nothing_left();
 }
 
+/// The super options of the container's root mount, as the container's mountinfo shows them.
+fn root_mount_options(mountinfo: &str) -> String {
+    let line = mountinfo
+        .lines()
+        .find(|l| l.split_whitespace().nth(4) == Some("/"))
+        .unwrap_or_else(|| panic!("no root mount in {mountinfo}"));
+    line.split(" - ").nth(1).unwrap_or_default().to_string()
+}
+
+#[test]
+fn only_a_removed_containers_root_skips_the_sync_on_exit() {
+    // overlayfs' `volatile` (Linux 5.10+): a --rm root is thrown away at exit, so its exit must
+    // not wait for the disk; a kept container's writes must survive a host crash.
+    let env = Env::new();
+    let removed = root_mount_options(&env.sh(&[], "cat /proc/self/mountinfo"));
+    assert!(removed.starts_with("overlay "), "{removed}");
+    assert!(removed.contains("volatile"), "--rm root: {removed}");
+
+    let kept = env.ok(&["run", "--name", "kept", "busybox", "cat", "/proc/self/mountinfo"]);
+    let kept = root_mount_options(&kept);
+    assert!(kept.starts_with("overlay "), "{kept}");
+    assert!(!kept.contains("volatile"), "kept container's root: {kept}");
+    // And it stays durable when started again.
+    let again = root_mount_options(&env.ok(&["start", "-a", "kept"]));
+    assert!(!again.contains("volatile"), "restarted root: {again}");
+    env.ok(&["rm", "kept"]);
+    env.assert_nothing_left();
+}
+
 // ---- exit codes ------------------------------------------------------------------------------
 
 #[test]

@@ -14,7 +14,7 @@ use crate::fsutil::{self, FileLock};
 use crate::image::store::Store;
 use crate::isolate::namespaces;
 use crate::options::GlobalOptions;
-use crate::rootfs::{ContainerRootfs, LowerLayers};
+use crate::rootfs::{ContainerRootfs, Durability, LowerLayers};
 use serde_json::{json, Value};
 use std::fs;
 use std::io;
@@ -120,7 +120,13 @@ impl Runtime {
         // (written last, durably unless --rm) exists: no fsync of their own.
         fsutil::write_atomic_volatile(&image_id_path, image.id.to_string().as_bytes())
             .map_err(|e| ContainerError::io("cannot write", &image_id_path, e))?;
-        ContainerRootfs::create(&dir, lowers)?;
+        // A --rm container's writes go with it: nothing to keep through a host crash.
+        let durability = if config.auto_remove {
+            Durability::Volatile
+        } else {
+            Durability::Durable
+        };
+        ContainerRootfs::create_as(&dir, lowers, durability)?;
         self.write_etc_files(&cid, &config)?;
         let record = ContainerRecord {
             id: cid,

@@ -29,7 +29,9 @@ mod mounts;
 pub mod overlay;
 
 pub(crate) use mounts::remove_tree;
-pub use overlay::{mount_overlay, mount_overlay_with, MountApi, OVERLAY_MAX_LOWERS};
+pub use overlay::{
+    mount_overlay, mount_overlay_as, mount_overlay_with, Durability, MountApi, OVERLAY_MAX_LOWERS,
+};
 
 use crate::fsutil;
 use serde::{Deserialize, Serialize};
@@ -238,6 +240,9 @@ const RECORD_VERSION: u32 = 1;
 struct Record {
     version: u32,
     lowers: LowerLayers,
+    /// [`Durability::Volatile`]; absent (durable) in records from before it existed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    volatile: bool,
 }
 
 /// One container's root filesystem: `<container_dir>/fs/{upper,work,merged}` plus the lower
@@ -249,6 +254,7 @@ pub struct ContainerRootfs {
     work: PathBuf,
     merged: PathBuf,
     lowers: LowerLayers,
+    durability: Durability,
 }
 
 impl ContainerRootfs {
@@ -261,11 +267,21 @@ impl ContainerRootfs {
     /// makes it durable, and a `--rm` container, whose record is not durable either, skips the
     /// wait on the disk.
     pub fn create(container_dir: &Path, lowers: LowerLayers) -> Result<Self, RootfsError> {
+        Self::create_as(container_dir, lowers, Durability::Durable)
+    }
+
+    /// [`create`](Self::create) with a choice of [`Durability`], recorded so that every later
+    /// mount of this root makes the same choice.
+    pub fn create_as(
+        container_dir: &Path,
+        lowers: LowerLayers,
+        durability: Durability,
+    ) -> Result<Self, RootfsError> {
         lowers.validate()?;
         let existed = container_dir.exists();
         fs::create_dir_all(container_dir)
             .map_err(|e| RootfsError::io("cannot create container directory", container_dir, e))?;
-        let result = Self::create_in(container_dir, lowers);
+        let result = Self::create_in(container_dir, lowers, durability);
         if result.is_err() && !existed {
             // Only an empty directory we made ourselves; never anything else.
             let _ = fs::remove_dir(container_dir);
@@ -273,7 +289,11 @@ impl ContainerRootfs {
         result
     }
 
-    fn create_in(container_dir: &Path, lowers: LowerLayers) -> Result<Self, RootfsError> {
+    fn create_in(
+        container_dir: &Path,
+        lowers: LowerLayers,
+        durability: Durability,
+    ) -> Result<Self, RootfsError> {
         let container_dir = fs::canonicalize(container_dir)
             .map_err(|e| RootfsError::io("cannot resolve", container_dir, e))?;
         let dir = container_dir.join(FS_DIR);
@@ -292,6 +312,7 @@ impl ContainerRootfs {
             let record = Record {
                 version: RECORD_VERSION,
                 lowers: lowers.clone(),
+                volatile: durability == Durability::Volatile,
             };
             let path = tmp.join(RECORD);
             // Inside a directory that is renamed into place whole: no fsync needed for the
@@ -309,7 +330,7 @@ impl ContainerRootfs {
             let _ = mounts::remove_tree(&tmp);
             return Err(e);
         }
-        Ok(Self::at(dir, lowers))
+        Ok(Self::at(dir, lowers, durability))
     }
 
     /// Opens a root made by [`create`](Self::create), possibly in another process.
@@ -342,16 +363,22 @@ impl ContainerRootfs {
                 source: serde::de::Error::custom(msg),
             });
         }
-        Ok(Self::at(dir, record.lowers))
+        let durability = if record.volatile {
+            Durability::Volatile
+        } else {
+            Durability::Durable
+        };
+        Ok(Self::at(dir, record.lowers, durability))
     }
 
-    fn at(dir: PathBuf, lowers: LowerLayers) -> Self {
+    fn at(dir: PathBuf, lowers: LowerLayers, durability: Durability) -> Self {
         ContainerRootfs {
             upper: dir.join("upper"),
             work: dir.join("work"),
             merged: dir.join("merged"),
             dir,
             lowers,
+            durability,
         }
     }
 
@@ -370,6 +397,9 @@ impl ContainerRootfs {
     }
     pub fn lowers(&self) -> &LowerLayers {
         &self.lowers
+    }
+    pub fn durability(&self) -> Durability {
+        self.durability
     }
 
     /// Mounts the overlay at `merged/` (in the calling thread's mount namespace).
@@ -390,7 +420,8 @@ impl ContainerRootfs {
                 target: target.to_path_buf(),
             });
         }
-        mount_overlay_with(api, &self.lowers, &self.upper, &self.work, target)
+        let (lowers, upper, work) = (&self.lowers, &self.upper, &self.work);
+        mount_overlay_as(api, self.durability, lowers, upper, work, target)
     }
 
     /// Whether something is mounted at `merged/` (in the calling thread's mount namespace).

@@ -43,8 +43,18 @@
 //!   lower layer; upper would not be a self-contained diff, and the kernel docs warn against
 //!   metacopy on untrusted layers.
 //!
+//! - `volatile`, only for a [`Durability::Volatile`] root (a `--rm` container's, whose writes
+//!   are thrown away when it exits): overlayfs then never syncs the upper filesystem. Without it,
+//!   unmounting the overlay syncs the whole upper filesystem and flushes the disk's cache, and
+//!   that happens when the container's last process exits, inside its `exit`: every
+//!   `run --rm` would wait for the disk (about 0.45 ms of an 8 ms run on this host). podman
+//!   uses `volatile` for `--rm` containers too. A crash leaves such an upper unmountable
+//!   (`work/work/incompat/volatile`), which does not matter for a root nobody mounts again.
+//!   Linux 5.10+; older kernels get a durable mount.
+//!
 //! Not passed: `userxattr` (we are root, and layers carry `trusted.overlay.*` whiteout/opaque
-//! markers), `volatile` (a crash would lose container writes), `xino`/`uuid` (defaults are fine).
+//! markers), `volatile` for a durable root (a crash would lose container writes), `xino`/`uuid`
+//! (defaults are fine).
 //! Mount flags are none, like docker: device nodes and setuid binaries in images work as usual.
 
 use super::{check_dir, DirRole, LowerLayers, RootfsError};
@@ -52,8 +62,8 @@ use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{openat, statx, AtFlags, Mode, OFlags, StatxFlags, CWD};
 use rustix::io::Errno;
 use rustix::mount::{
-    fsconfig_create, fsconfig_set_fd, fsconfig_set_string, fsmount, fsopen, mount2, move_mount,
-    FsMountFlags, FsOpenFlags, MountAttrFlags, MountFlags, MoveMountFlags,
+    fsconfig_create, fsconfig_set_fd, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen,
+    mount2, move_mount, FsMountFlags, FsOpenFlags, MountAttrFlags, MountFlags, MoveMountFlags,
 };
 use std::ffi::CString;
 use std::io;
@@ -77,6 +87,16 @@ pub enum MountApi {
     LayerFds,
 }
 
+/// Whether the writes in a root's upper layer must survive a crash of the host.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// The upper filesystem is synced when the overlay goes away, as overlayfs does by default.
+    #[default]
+    Durable,
+    /// Never synced (overlayfs' `volatile`): for a root that is deleted when its container exits.
+    Volatile,
+}
+
 /// Mounts an overlay of `lowers` (read-only, TOP-most first) under `upper` (writable) with
 /// overlayfs' scratch dir `work` (same filesystem as `upper`, empty or left by an earlier mount
 /// of the same upper) at `target`. Same as [`mount_overlay_with`]`(MountApi::Auto, …)`.
@@ -98,6 +118,18 @@ pub fn mount_overlay_with(
     work: &Path,
     target: &Path,
 ) -> Result<(), RootfsError> {
+    mount_overlay_as(api, Durability::Durable, lowers, upper, work, target)
+}
+
+/// [`mount_overlay_with`] with a choice of [`Durability`].
+pub fn mount_overlay_as(
+    api: MountApi,
+    durability: Durability,
+    lowers: &LowerLayers,
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+) -> Result<(), RootfsError> {
     lowers.validate()?;
     let upper = absolute(upper)?;
     let work = absolute(work)?;
@@ -106,7 +138,8 @@ pub fn mount_overlay_with(
     check_dir(&work, DirRole::Work)?;
     check_dir(&target, DirRole::Target)?;
     check_upper_work(&upper, &work)?;
-    let options = Options::detect();
+    let mut options = Options::detect();
+    options.volatile = durability == Durability::Volatile && kernel_has_volatile();
     match api {
         MountApi::Legacy => mount_legacy(&options, lowers, &upper, &work, &target),
         MountApi::LayerFds => match mount_fds(&options, lowers, &upper, &work, &target)? {
@@ -180,6 +213,8 @@ fn with_prefix(prefix: &str, s: &str) -> String {
 #[derive(Debug, PartialEq, Eq)]
 struct Options {
     pairs: Vec<(&'static str, &'static str)>,
+    /// The flag `volatile` (see [`Durability::Volatile`]).
+    volatile: bool,
     /// The overlay module was not loaded yet, so support was assumed rather than seen.
     assumed: bool,
 }
@@ -194,6 +229,7 @@ impl Options {
                     ("redirect_dir", "nofollow"),
                     ("metacopy", "off"),
                 ],
+                volatile: false,
                 assumed: true,
             };
         }
@@ -212,9 +248,35 @@ impl Options {
         }
         Options {
             pairs,
+            volatile: false,
             assumed: false,
         }
     }
+
+    /// The same choice redone from what the (now loaded) module says it supports.
+    fn redetect(&self) -> Options {
+        Options {
+            volatile: self.volatile,
+            ..Options::detect()
+        }
+    }
+}
+
+/// overlayfs knows `volatile` from Linux 5.10 on; it has no module parameter to look for.
+fn kernel_has_volatile() -> bool {
+    // SAFETY: uname fills the struct it is given; all-zero bytes are a valid `utsname`.
+    let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
+    if unsafe { libc::uname(&mut uts) } != 0 {
+        return false;
+    }
+    // SAFETY: the kernel NUL-terminates `release` within its 65 bytes.
+    let release = unsafe { std::ffi::CStr::from_ptr(uts.release.as_ptr()) }.to_string_lossy();
+    let mut parts = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let major = parts.next().unwrap_or(0);
+    let minor = parts.next().unwrap_or(0);
+    (major, minor) >= (5, 10)
 }
 
 // ---- mount(2) with relative lowers ------------------------------------------------------------
@@ -239,6 +301,9 @@ fn legacy_option_string(
     let mut out = Vec::with_capacity(64 + lowers.rel.len() * 13);
     for (k, v) in &options.pairs {
         out.extend_from_slice(format!("{k}={v},").as_bytes());
+    }
+    if options.volatile {
+        out.extend_from_slice(b"volatile,");
     }
     out.extend_from_slice(b"lowerdir=");
     for (i, rel) in lowers.rel.iter().enumerate() {
@@ -275,7 +340,7 @@ fn mount_legacy(
         Err(RootfsError::Mount { source, .. })
             if options.assumed && source.raw_os_error() == Some(libc::EINVAL) =>
         {
-            let seen = Options::detect();
+            let seen = options.redetect();
             if !seen.assumed && seen.pairs != options.pairs {
                 return mount_legacy_once(&seen, lowers, upper, work, target);
             }
@@ -401,7 +466,7 @@ fn mount_fds(
     // fsopen loaded the module if it was not yet: choose from what it really supports.
     let detected;
     let options = if options.assumed {
-        detected = Options::detect();
+        detected = options.redetect();
         &detected
     } else {
         options
@@ -410,6 +475,9 @@ fn mount_fds(
     fsconfig_set_string(fs.as_fd(), "source", "overlay").map_err(fail)?;
     for (k, v) in &options.pairs {
         fsconfig_set_string(fs.as_fd(), *k, *v).map_err(fail)?;
+    }
+    if options.volatile {
+        fsconfig_set_flag(fs.as_fd(), "volatile").map_err(fail)?;
     }
     let base = open_dir(CWD, &lowers.base, &lowers.base, DirRole::Layer)?;
     for (i, rel) in lowers.rel.iter().enumerate() {
@@ -520,6 +588,7 @@ mod tests {
     fn opts() -> Options {
         Options {
             pairs: vec![("index", "off"), ("redirect_dir", "nofollow")],
+            volatile: false,
             assumed: false,
         }
     }
