@@ -12,8 +12,9 @@ use clap::{ArgAction, Args, ValueEnum};
 use serde_json::{json, Value};
 use std::io::{self, Write};
 
-/// Flags shared by `run` and `create` (docker's grammar). Option parsing stops at the image:
-/// everything after it is the command.
+// Flags shared by `run` and `create` (docker's grammar). Option parsing stops at the image:
+// everything after it is the command. (A plain comment: a doc comment here would become the
+// `about` of `run` and `create`, whose arguments are built after their own about.)
 #[derive(Args)]
 pub struct ContainerFlags {
     /// Remove the container when it exits.

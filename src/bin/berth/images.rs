@@ -14,6 +14,7 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 
 #[derive(Subcommand)]
+#[command(defer = true)]
 pub enum ImageCommand {
     /// List images.
     #[command(visible_alias = "list")]

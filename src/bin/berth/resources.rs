@@ -6,8 +6,8 @@ use berth::options::GlobalOptions;
 use clap::Args;
 use std::io::{self, Write};
 
-/// Values are parsed by the library (not by clap), so that a bad one is a runtime error with
-/// exit code 125, as with docker.
+// Values are parsed by the library (not by clap), so that a bad one is a runtime error with
+// exit code 125, as with docker. (A plain comment: see `ContainerFlags`.)
 #[derive(Args, Clone, Default)]
 pub struct ResourceArgs {
     /// Number of CPUs (decimal, e.g. 1.5): a CFS quota over a 100 ms period.
