@@ -1,6 +1,7 @@
 //! Reading the mount table, unmounting, and deleting a container's root safely.
 
 use super::RootfsError;
+use rustix::fs::{statx, AtFlags, StatxFlags, CWD};
 use rustix::io::Errno;
 use rustix::mount::{unmount, UnmountFlags};
 use std::ffi::OsString;
@@ -66,9 +67,22 @@ fn table_path(path: &Path) -> PathBuf {
     }
 }
 
-/// Whether something is mounted exactly at `path`. Falls back to comparing device numbers with
-/// the parent when the mount table cannot be read (no /proc).
+/// Whether something is mounted exactly at `path`. Asks `statx` (Linux 5.8+ reports mount
+/// roots: one call, where the table costs a path resolution and a read of the whole table);
+/// else looks in the mount table, or compares device numbers with the parent when that cannot
+/// be read (no /proc).
 pub(crate) fn is_mount_point(path: &Path) -> bool {
+    let mount_root = libc::STATX_ATTR_MOUNT_ROOT as u64;
+    if let Ok(st) = statx(CWD, path, AtFlags::empty(), StatxFlags::BASIC_STATS) {
+        if st.stx_attributes_mask & mount_root != 0 {
+            return st.stx_attributes & mount_root != 0;
+        }
+    }
+    in_mount_table(path)
+}
+
+/// [`is_mount_point`] from the mount table alone.
+fn in_mount_table(path: &Path) -> bool {
     let path = table_path(path);
     match mount_points() {
         Ok(points) => points.contains(&path),
@@ -223,5 +237,28 @@ mod tests {
     fn root_is_a_mount_point() {
         assert!(is_mount_point(Path::new("/")));
         assert!(mount_points().map(|p| !p.is_empty()).unwrap_or(false));
+    }
+
+    #[test]
+    fn statx_and_the_mount_table_agree() {
+        let mut paths = mount_points().expect("mount table");
+        assert!(paths.len() > 2);
+        // And paths that are no mount points: subdirectories of each, and missing ones.
+        let inside: Vec<PathBuf> = paths
+            .iter()
+            .filter_map(|p| fs::read_dir(p).ok()?.flatten().next().map(|e| e.path()))
+            .collect();
+        paths.extend(inside);
+        paths.push(PathBuf::from("/no/such/berth/path"));
+        let mut mounted = 0;
+        for p in &paths {
+            assert_eq!(is_mount_point(p), in_mount_table(p), "{}", p.display());
+            mounted += usize::from(in_mount_table(p));
+        }
+        assert!(
+            mounted > 2 && mounted < paths.len(),
+            "{mounted} of {}",
+            paths.len()
+        );
     }
 }
