@@ -18,7 +18,7 @@
 //! and whose master it sends back over a socketpair; the relay is then [`crate::tty::relay`],
 //! which logs everything as `stdout` (a terminal has one output stream, as with docker).
 
-use super::lifecycle::Runtime;
+use super::lifecycle::{Known, Runtime};
 use super::logs::{LogWriter, Stream};
 use super::state::{self, ContainerRecord, Status};
 use super::{ContainerError, CreateOptions, Result};
@@ -317,7 +317,7 @@ impl Runtime {
             become_daemon();
             let result = self.start_locked(&record, &mut attach);
             if record.config.auto_remove {
-                if let Err(e) = self.destroy_locked(&id) {
+                if let Err(e) = self.destroy_locked(&id, Known::after(&result, &record)) {
                     tracing::warn!(container = %id, "cannot remove the container (--rm): {e}");
                 }
             }

@@ -21,6 +21,27 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+/// What the caller of [`Runtime::destroy_locked`] knows of the container already.
+#[derive(Clone, Copy)]
+pub(super) enum Known<'a> {
+    /// Nothing: every leftover is looked for (processes, cgroup, endpoints, netns mount).
+    Nothing,
+    /// Its record, right after a start whose teardown succeeded: no process, cgroup, endpoint
+    /// or netns mount is left, and the record need not be read again.
+    TornDown(&'a ContainerRecord),
+}
+
+impl<'a> Known<'a> {
+    /// After `start_locked` returned `result` for `record`: it succeeds only when its teardown
+    /// did.
+    pub(super) fn after<T>(result: &Result<T>, record: &'a ContainerRecord) -> Known<'a> {
+        match result {
+            Ok(_) => Known::TornDown(record),
+            Err(_) => Known::Nothing,
+        }
+    }
+}
+
 /// The container runtime, bound to one persistent root, run root and cgroup parent.
 #[derive(Debug, Clone)]
 pub struct Runtime {
@@ -276,7 +297,7 @@ impl Runtime {
         if !self.paths.container_dir(&id).exists() {
             return Ok(id); // removed meanwhile (a --rm container's monitor did it)
         }
-        self.destroy_locked(&id)?;
+        self.destroy_locked(&id, Known::Nothing)?;
         Ok(id)
     }
 
@@ -301,11 +322,19 @@ impl Runtime {
 
     /// Removes everything of a container: leftover processes and cgroup, the netns bind
     /// mount, the writable layer, the runtime state and the record. The caller holds the
-    /// container's lock. Keeps going past errors and returns the first.
-    pub(super) fn destroy_locked(&self, id: &str) -> Result<()> {
+    /// container's lock; `known` is what it knows already. Keeps going past errors and returns
+    /// the first.
+    pub(super) fn destroy_locked(&self, id: &str, known: Known<'_>) -> Result<()> {
         let mut first: Option<ContainerError> = None;
         let mut clean = true;
-        let destroyed = state::read_record(&self.paths, id).ok().flatten();
+        let read;
+        let destroyed = match known {
+            Known::TornDown(record) => Some(record),
+            Known::Nothing => {
+                read = state::read_record(&self.paths, id).ok().flatten();
+                read.as_ref()
+            }
+        };
         let mut note = |r: Result<()>| {
             if let Err(e) = r {
                 tracing::warn!(container = id, "{e}");
@@ -314,17 +343,19 @@ impl Runtime {
             }
             clean
         };
-        note(self.cgroup_of(id).and_then(|cg| {
-            cg.kill_all()?;
-            cg.remove()?;
-            Ok(())
-        }));
-        if let Ok(Some(r)) = state::read_record(&self.paths, id) {
-            if matches!(r.config.network, NetworkMode::Bridge { .. }) {
-                network::disconnect(&self.berthd(), id);
+        if let Known::Nothing = known {
+            note(self.cgroup_of(id).and_then(|cg| {
+                cg.kill_all()?;
+                cg.remove()?;
+                Ok(())
+            }));
+            if let Some(r) = destroyed {
+                if matches!(r.config.network, NetworkMode::Bridge { .. }) {
+                    network::disconnect(&self.berthd(), id);
+                }
             }
+            note(namespaces::unbind_netns(&self.paths.netns(id)).map_err(Into::into));
         }
-        note(namespaces::unbind_netns(&self.paths.netns(id)).map_err(Into::into));
         let dir = self.paths.container_dir(id);
         match ContainerRootfs::open(&dir) {
             // Unmounted here; the files go with the directory into the trash below.
@@ -359,11 +390,12 @@ impl Runtime {
         } else {
             note(self.remove_record(id));
         }
+        if let (Some(r), None) = (destroyed, &first) {
+            super::events::emit(&self.paths, "destroy", r, &[]);
+        }
+        // Last: after a fork, every page this process writes is copied first.
         if trashed {
             trash.empty_later();
-        }
-        if let (Some(r), None) = (&destroyed, &first) {
-            super::events::emit(&self.paths, "destroy", r, &[]);
         }
         first.map_or(Ok(()), Err)
     }

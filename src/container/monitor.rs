@@ -10,7 +10,7 @@
 
 use super::config::{CreateOptions, NetworkMode};
 use super::detach::{Attach, Streams};
-use super::lifecycle::{now, Runtime, ETC_FILES};
+use super::lifecycle::{now, Known, Runtime, ETC_FILES};
 use super::logs::LogWriter;
 use super::network;
 use super::state::{self, ContainerRecord, RuntimeState, Status};
@@ -90,7 +90,7 @@ impl Runtime {
         };
         let result = self.start_locked(&record, &mut attach);
         if record.config.auto_remove {
-            if let Err(e) = self.destroy_locked(id) {
+            if let Err(e) = self.destroy_locked(id, Known::after(&result, &record)) {
                 tracing::warn!(container = %id, "cannot remove the container (--rm): {e}");
             }
         }
