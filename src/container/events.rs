@@ -10,8 +10,11 @@
 use super::state::{ContainerRecord, Paths};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 /// The event file of a run root.
 pub fn log_path(paths: &Paths) -> PathBuf {
@@ -92,6 +95,10 @@ impl Event {
     }
 }
 
+/// The log this process last wrote to, kept open: a `run --rm` writes four events, and opening
+/// the file each time (with the run root's mkdir) cost as much as the rest of an event.
+static OPEN_LOG: Mutex<Option<(PathBuf, File)>> = Mutex::new(None);
+
 /// Appends `event` to the log (one write of one line); failures are logged.
 pub fn append(paths: &Paths, event: &Event) {
     let path = log_path(paths);
@@ -100,16 +107,32 @@ pub fn append(paths: &Paths, event: &Event) {
         Err(_) => return,
     };
     line.push(b'\n');
-    let r = std::fs::create_dir_all(&paths.run_root).and_then(|()| {
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)?;
-        f.write_all(&line)
+    let mut open = OPEN_LOG
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    // Reused only while it is still the file at `path` (not deleted or replaced since).
+    let reusable = matches!(&*open, Some((p, f)) if *p == path && still_linked(f));
+    let r = if reusable {
+        Ok(())
+    } else {
+        *open = None;
+        std::fs::create_dir_all(&paths.run_root).and_then(|()| {
+            let f = OpenOptions::new().create(true).append(true).open(&path)?;
+            *open = Some((path.clone(), f));
+            Ok(())
+        })
+    }
+    .and_then(|()| match &mut *open {
+        Some((_, f)) => f.write_all(&line),
+        None => Ok(()),
     });
     if let Err(e) = r {
         tracing::warn!(path = %path.display(), error = %e, "cannot record the event {}", event.action);
     }
+}
+
+fn still_linked(f: &File) -> bool {
+    f.metadata().is_ok_and(|m| m.nlink() > 0)
 }
 
 /// Records `action` for `record` now.
