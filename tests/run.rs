@@ -312,7 +312,14 @@ fn only_a_removed_containers_root_skips_the_sync_on_exit() {
     assert!(removed.starts_with("overlay "), "{removed}");
     assert!(removed.contains("volatile"), "--rm root: {removed}");
 
-    let kept = env.ok(&["run", "--name", "kept", "busybox", "cat", "/proc/self/mountinfo"]);
+    let kept = env.ok(&[
+        "run",
+        "--name",
+        "kept",
+        "busybox",
+        "cat",
+        "/proc/self/mountinfo",
+    ]);
     let kept = root_mount_options(&kept);
     assert!(kept.starts_with("overlay "), "{kept}");
     assert!(!kept.contains("volatile"), "kept container's root: {kept}");
