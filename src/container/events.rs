@@ -139,3 +139,38 @@ fn still_linked(f: &File) -> bool {
 pub fn emit(paths: &Paths, action: &str, record: &ContainerRecord, extra: &[(&str, String)]) {
     append(paths, &Event::new(action, record, extra));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn actions(paths: &Paths) -> Vec<String> {
+        std::fs::read_to_string(log_path(paths))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<Event>(l).unwrap().action)
+            .collect()
+    }
+
+    #[test]
+    fn the_kept_log_is_reopened_once_deleted_or_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::new(dir.path(), &dir.path().join("run"));
+        let event = |action: &str| Event {
+            action: action.into(),
+            ..Event::default()
+        };
+        append(&paths, &event("create"));
+        append(&paths, &event("start"));
+        assert_eq!(actions(&paths), ["create", "start"]);
+        std::fs::remove_file(log_path(&paths)).unwrap();
+        append(&paths, &event("die"));
+        assert_eq!(actions(&paths), ["die"]);
+        // Another run root in between: each event still lands in its own root's log.
+        let other = Paths::new(dir.path(), &dir.path().join("other"));
+        append(&other, &event("create"));
+        append(&paths, &event("destroy"));
+        assert_eq!(actions(&paths), ["die", "destroy"]);
+        assert_eq!(actions(&other), ["create"]);
+    }
+}
