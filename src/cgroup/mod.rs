@@ -36,6 +36,8 @@ pub use apply::{set_oom_score_adj, Prepared};
 pub use limits::{Host, LimitError, ResourceFlags, Resources};
 pub use priority::Priority;
 
+use rustix::fd::OwnedFd;
+use rustix::fs::{Mode, OFlags};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -300,11 +302,27 @@ impl Cgroup {
         Ok(reused)
     }
 
+    /// On v2, the cgroup's directory opened for `clone3(CLONE_INTO_CGROUP)`, which creates a
+    /// process right in it (the cheapest way in: no move at all). `None` on v1, where that
+    /// does not exist, or if the directory cannot be opened (the caller moves the process).
+    pub fn clone_target(&self) -> Option<OwnedFd> {
+        match (self.version, self.dirs.as_slice()) {
+            (Version::V2, [dir]) => rustix::fs::open(
+                dir,
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .ok(),
+            _ => None,
+        }
+    }
+
     /// Files through which a process moves *itself* into this cgroup: v1 `tasks`, written "0".
     /// The kernel skips its global threadgroup lock (and the RCU grace period of taking it,
     /// ~10 ms) when a task migrates only itself, so the container's first process joins this way
-    /// instead of being moved by the parent. Empty on v2, which has no such file: the parent
-    /// moves the process with [`Cgroup::add_pid`].
+    /// instead of being moved by the parent. Empty on v2, which has no such file: the process
+    /// is created in the cgroup ([`Cgroup::clone_target`]), or else moved by the parent with
+    /// [`Cgroup::add_pid`].
     pub fn self_join_files(&self) -> Vec<PathBuf> {
         match self.version() {
             Version::V1 => self.dirs.iter().map(|d| d.join("tasks")).collect(),

@@ -126,6 +126,7 @@ impl Runtime {
             ipc_ns: self.shared_ns(&config.ipc_mode, "ipc")?,
             cgroups: Some(layout),
             self_join: cgroup.self_join_files(),
+            into_cgroup: None,
             files: ETC_FILES
                 .iter()
                 .map(|name| BindFile {
@@ -177,15 +178,18 @@ impl Runtime {
             Streams::new(attach.stdin)?
         };
         spec.stdio = Some(stdio);
+        // Made now that the cgroup exists; closed with the spec once the child is born.
+        spec.into_cgroup = cgroup.clone_target();
         let spawned = isolate::spawn(&spec);
         spec.stdio = None; // the container's ends: only the container holds them now
         spec.tty = None;
+        spec.into_cgroup = None;
         let spawned = spawned?;
         let pid = spawned.pid();
         // Into the cgroup before the child does anything: a fork bomb is bounded from its
         // first fork once limits exist. On v1 the child joins by itself (cheaper, see
         // `Cgroup::self_join_files`) before it waits for the go signal.
-        if spec.self_join.is_empty() {
+        if spec.self_join.is_empty() && !spawned.in_cgroup() {
             cgroup.add_pid(pid)?;
         }
         // Before the go byte: every process of the container inherits it.

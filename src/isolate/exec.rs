@@ -75,6 +75,7 @@ pub fn spawn_exec(spec: &ExecSpec) -> Result<Spawned, IsolateError> {
     fork_child(
         0,
         &[(pid_ns.0.as_fd(), libc::CLONE_NEWPID)],
+        None,
         |sync, report, mask| init::guarded(report, || run(spec, sync, mask)),
     )
 }

@@ -74,6 +74,9 @@ pub struct Spec {
     /// Files the child writes "0" to, to move itself into its cgroup before anything else
     /// (see `Cgroup::self_join_files`); empty when the parent moves it.
     pub self_join: Vec<PathBuf>,
+    /// The cgroup v2 directory to create the child in (`Cgroup::clone_target`); if the kernel
+    /// cannot, [`Spawned::in_cgroup`] says so and the parent moves the child.
+    pub into_cgroup: Option<OwnedFd>,
     /// Files bind-mounted into the container (/etc/hostname, /etc/hosts, /etc/resolv.conf).
     pub files: Vec<BindFile>,
     /// Effective/permitted/bounding capabilities for a root process.
@@ -312,18 +315,21 @@ pub fn spawn(spec: &Spec) -> Result<Spawned, IsolateError> {
     if let Some(fd) = spec.ipc_ns.target() {
         join.push((fd, libc::CLONE_NEWIPC));
     }
-    fork_child(flags, &join, |sync_r, report_w, old| {
+    let into = spec.into_cgroup.as_ref().map(|fd| fd.as_fd());
+    fork_child(flags, &join, into, |sync_r, report_w, old| {
         init::child_main(spec, sync_r, report_w, old)
     })
 }
 
 /// clone(2)s a child into `flags`' new namespaces and, for the clone, into the namespaces
-/// `join` names (see [`namespaces::JoinForClone`]); the child runs `child` with the read end
-/// of the sync pipe, the write end of the report pipe and the signal mask to restore before
-/// execve. Forwarded signals are blocked across the clone.
+/// `join` names (see [`namespaces::JoinForClone`]), and into the cgroup v2 directory `into`
+/// where the kernel can; the child runs `child` with the read end of the sync pipe, the write
+/// end of the report pipe and the signal mask to restore before execve. Forwarded signals are
+/// blocked across the clone.
 fn fork_child(
     flags: libc::c_int,
     join: &[(BorrowedFd<'_>, libc::c_int)],
+    into: Option<BorrowedFd<'_>>,
     child: impl FnOnce(OwnedFd, OwnedFd, &libc::sigset_t) -> std::convert::Infallible,
 ) -> Result<Spawned, IsolateError> {
     if namespaces::is_multithreaded() {
@@ -347,9 +353,21 @@ fn fork_child(
             return Err(e);
         }
     };
-    // SAFETY: the process is single-threaded (checked above), and the child below leaves only
-    // through `child`, which ends in execve or _exit (it never returns).
-    let cloned = unsafe { namespaces::clone_fork(flags) };
+    let (cloned, in_cgroup) = match into {
+        // SAFETY: as below.
+        Some(cgroup) => match unsafe { namespaces::clone_fork_into(flags, cgroup) } {
+            Ok(pid) => (Ok(pid), true),
+            Err(e) if namespaces::clone_into_unsupported(&e) => {
+                tracing::debug!(error = %e, "cannot create the child in its cgroup; moving it");
+                // SAFETY: as below.
+                (unsafe { namespaces::clone_fork(flags) }, false)
+            }
+            Err(e) => (Err(e), false),
+        },
+        // SAFETY: the process is single-threaded (checked above), and the child below leaves
+        // only through `child`, which ends in execve or _exit (it never returns).
+        None => (unsafe { namespaces::clone_fork(flags) }, false),
+    };
     if matches!(cloned, Ok(0)) {
         drop(sync_w);
         drop(report_r);
@@ -374,6 +392,7 @@ fn fork_child(
     unsafe { libc::sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
     Ok(Spawned {
         pid,
+        in_cgroup,
         sync: Some(sync_w),
         report: Some(report_r),
     })
@@ -383,6 +402,7 @@ fn fork_child(
 #[derive(Debug)]
 pub struct Spawned {
     pid: i32,
+    in_cgroup: bool,
     sync: Option<OwnedFd>,
     report: Option<OwnedFd>,
 }
@@ -391,6 +411,11 @@ impl Spawned {
     /// The child's pid in the caller's PID namespace.
     pub fn pid(&self) -> i32 {
         self.pid
+    }
+
+    /// Whether the child was created in the cgroup the spec asked for (`into_cgroup`).
+    pub fn in_cgroup(&self) -> bool {
+        self.in_cgroup
     }
 
     /// Lets the child set up and exec, and waits until it has exec'd (the report pipe closes)
