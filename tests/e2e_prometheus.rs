@@ -22,6 +22,8 @@
 
 #[path = "common/container_env.rs"]
 mod container_env;
+#[path = "common/forwarding.rs"]
+mod forwarding;
 #[path = "common/layout.rs"]
 mod layout;
 #[path = "common/prometheus.rs"]
@@ -107,10 +109,14 @@ struct Daemon {
     dir: tempfile::TempDir,
     child: Option<Child>,
     port: u16,
+    /// Last: dropped after berthd is killed.
+    _forwarding: forwarding::ForwardingGuard,
 }
 
 impl Daemon {
     fn start(env: &Env) -> Daemon {
+        // Before berthd can turn forwarding on: the guard saves what the host had.
+        let forwarding = forwarding::ForwardingGuard::take();
         let n = NET;
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
@@ -142,6 +148,7 @@ impl Daemon {
             dir,
             child: Some(child),
             port,
+            _forwarding: forwarding,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while !d.healthy() {

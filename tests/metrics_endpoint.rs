@@ -6,6 +6,8 @@
 
 #[path = "common/container_env.rs"]
 mod container_env;
+#[path = "common/forwarding.rs"]
+mod forwarding;
 #[path = "common/layout.rs"]
 mod layout;
 
@@ -35,6 +37,8 @@ struct Daemon {
     dir: tempfile::TempDir,
     child: Option<Child>,
     port: u16,
+    /// Last: dropped after berthd is killed.
+    _forwarding: forwarding::ForwardingGuard,
 }
 
 fn free_port() -> u16 {
@@ -47,6 +51,8 @@ fn free_port() -> u16 {
 
 impl Daemon {
     fn start(n: u32, env: &Env) -> Daemon {
+        // Before berthd can turn forwarding on: the guard saves what the host had.
+        let forwarding = forwarding::ForwardingGuard::take();
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let config = format!(
@@ -78,6 +84,7 @@ impl Daemon {
             dir,
             child: Some(child),
             port,
+            _forwarding: forwarding,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while d.get("/healthz").map(|(s, _)| s) != Some(200) {

@@ -5,6 +5,9 @@
 //! dummy links and the table. Packets only ever go to addresses of the test's own bridges
 //! and namespaces, and to 127.0.0.1.
 
+#[path = "common/forwarding.rs"]
+mod forwarding;
+
 use berth::api::{AttachRequest, Client, Endpoint, NetworkCreate, Target};
 use std::collections::HashSet;
 use std::io::{Read, Write};
@@ -95,6 +98,8 @@ struct Daemon {
     child: Option<Child>,
     /// extra links to delete (bridges of other networks, dummies)
     links: Vec<String>,
+    /// Last: dropped after berthd is killed.
+    _forwarding: forwarding::ForwardingGuard,
 }
 
 impl Daemon {
@@ -118,6 +123,7 @@ impl Daemon {
             dir,
             child: None,
             links: Vec::new(),
+            _forwarding: forwarding::ForwardingGuard::take(),
         };
         d.spawn()
             .unwrap_or_else(|e| panic!("berthd did not start: {e}"));
@@ -374,6 +380,7 @@ fn networks_create_ls_inspect_rm_and_conflicts() {
         dir: tempfile::tempdir().unwrap(),
         child: None,
         links: Vec::new(),
+        _forwarding: forwarding::ForwardingGuard::take(),
     };
     std::fs::write(
         bad.dir.path().join("berthd.toml"),

@@ -10,6 +10,8 @@
 mod berthd;
 #[path = "common/container_env.rs"]
 mod container_env;
+#[path = "common/forwarding.rs"]
+mod forwarding;
 #[path = "common/layout.rs"]
 mod layout;
 

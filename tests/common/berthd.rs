@@ -32,6 +32,8 @@ pub struct Berthd {
     child: Option<Child>,
     /// extra bridges to delete (networks the test created)
     pub links: Vec<String>,
+    /// Last: dropped after berthd is killed.
+    _forwarding: crate::forwarding::ForwardingGuard,
 }
 
 impl Berthd {
@@ -56,6 +58,7 @@ impl Berthd {
             run_root: run_root.to_path_buf(),
             child: None,
             links: Vec::new(),
+            _forwarding: crate::forwarding::ForwardingGuard::take(),
         };
         let log = std::fs::File::create(d.dir.path().join("berthd.log")).expect("log");
         let child = Command::new(env!("CARGO_BIN_EXE_berthd"))
