@@ -26,14 +26,16 @@ mod container_env;
 mod forwarding;
 #[path = "common/layout.rs"]
 mod layout;
+#[path = "common/metrics_berthd.rs"]
+mod metrics_berthd;
 #[path = "common/prometheus.rs"]
 mod prometheus;
 
 use container_env::Env;
+use metrics_berthd::MetricsBerthd;
 use prometheus::*;
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Bridge `brt246`, subnet `10.231.246.0/24`, table `berth_t246`.
@@ -104,103 +106,6 @@ fn cgroup_v1() -> bool {
     !Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
 }
 
-/// berthd on the test's roots (as tests/metrics_endpoint.rs starts it).
-struct Daemon {
-    dir: tempfile::TempDir,
-    child: Option<Child>,
-    port: u16,
-    /// Last: dropped after berthd is killed.
-    _forwarding: forwarding::ForwardingGuard,
-}
-
-impl Daemon {
-    fn start(env: &Env) -> Daemon {
-        // Before berthd can turn forwarding on: the guard saves what the host had.
-        let forwarding = forwarding::ForwardingGuard::take();
-        let n = NET;
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let config = format!(
-            "log_level = \"info\"\nreconcile_interval_secs = 0\n\
-             metrics_addr = \"127.0.0.1:{port}\"\nwatch_interval_secs = 1\n\
-             [default_network]\nbridge = \"brt{n}\"\nsubnet = \"10.231.{n}.0/24\"\n\
-             [firewall]\ntable = \"berth_t{n}\"\n[dns]\nenabled = false\n"
-        );
-        std::fs::write(dir.path().join("berthd.toml"), config).unwrap();
-        std::fs::create_dir_all(env.run_root()).unwrap();
-        let log = std::fs::File::create(dir.path().join("berthd.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_berthd"))
-            .arg("--config")
-            .arg(dir.path().join("berthd.toml"))
-            .arg("--root")
-            .arg(env.root())
-            .arg("--run-root")
-            .arg(env.run_root())
-            .env_remove("BERTH_LOG_LEVEL")
-            .env_remove("BERTH_SOCKET")
-            .env_remove("BERTHD_METRICS_ADDR")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let mut d = Daemon {
-            dir,
-            child: Some(child),
-            port,
-            _forwarding: forwarding,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !d.healthy() {
-            if let Some(Ok(Some(_))) = d.child.as_mut().map(Child::try_wait) {
-                panic!("berthd exited: {}", d.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "berthd did not start: {}",
-                d.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        d
-    }
-
-    fn healthy(&self) -> bool {
-        ureq::get(&format!("http://127.0.0.1:{}/healthz", self.port))
-            .timeout(Duration::from_secs(2))
-            .call()
-            .is_ok_and(|r| r.status() == 200)
-    }
-
-    fn metrics(&self) -> String {
-        ureq::get(&format!("http://127.0.0.1:{}/metrics", self.port))
-            .timeout(Duration::from_secs(10))
-            .call()
-            .ok()
-            .and_then(|r| r.into_string().ok())
-            .unwrap_or_default()
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("berthd.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let _ = Command::new("ip")
-            .args(["link", "del", &format!("brt{NET}")])
-            .output();
-        let _ = Command::new("nft")
-            .args(["delete", "table", "inet", &format!("berth_t{NET}")])
-            .output();
-    }
-}
-
 /// Removes the test's containers (first of all, while berthd still runs to detach them).
 struct Containers<'a>(&'a Env);
 
@@ -230,7 +135,7 @@ fn scalar(prom: &Prometheus, expr: &str) -> Option<f64> {
 }
 
 /// Everything that explains an alert state: the active alerts and the numbers behind them.
-fn dump(prom: &Prometheus, d: &Daemon) -> String {
+fn dump(prom: &Prometheus, d: &MetricsBerthd) -> String {
     let mut out = String::new();
     out.push_str(&format!(
         "/api/v1/alerts:\n{:#}\n",
@@ -285,7 +190,7 @@ fn dump(prom: &Prometheus, d: &Daemon) -> String {
 }
 
 /// Panics if a healthy container has any alert (pending or firing).
-fn check_healthy_quiet(prom: &Prometheus, d: &Daemon, t0: Instant) {
+fn check_healthy_quiet(prom: &Prometheus, d: &MetricsBerthd, t0: Instant) {
     let bad: Vec<Value> = prom
         .alerts()
         .into_iter()
@@ -309,7 +214,7 @@ fn check_healthy_quiet(prom: &Prometheus, d: &Daemon, t0: Instant) {
 /// containers stay quiet and printing progress every minute.
 fn wait_firing(
     prom: &Prometheus,
-    d: &Daemon,
+    d: &MetricsBerthd,
     t0: Instant,
     alert: &str,
     name: &str,
@@ -356,7 +261,7 @@ fn wait_firing(
 /// Polls `expr` until `ok(value)` or the timeout; returns the last value.
 fn wait_value(
     prom: &Prometheus,
-    d: &Daemon,
+    d: &MetricsBerthd,
     t0: Instant,
     what: &str,
     expr: &str,
@@ -438,7 +343,7 @@ fn prometheus_fires_the_memory_oom_and_throttling_alerts_on_a_live_berthd() {
     }
     let t0 = Instant::now();
     let env = Env::new();
-    let d = Daemon::start(&env);
+    let d = MetricsBerthd::start(NET, &env.root(), &env.run_root());
     let target = format!("127.0.0.1:{}", d.port);
     let mut opts = PromOptions::berthd(&[&target]);
     opts.interval = INTERVAL.into();
@@ -613,7 +518,7 @@ fn prometheus_fires_the_memory_oom_and_throttling_alerts_on_a_live_berthd() {
             "dashboard queries without data:\n{}\n{}\nberthd /metrics:\n{}",
             unexplained.join("\n"),
             dump(&prom, &d),
-            d.metrics()
+            d.get("/metrics").map(|(_, body)| body).unwrap_or_default()
         );
     }
     // An allow-list entry that has data now (or names no query) is stale.
