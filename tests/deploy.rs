@@ -17,6 +17,8 @@
 //! The live end-to-end test (berthd's own /metrics with containers holding memory, OOM-killed
 //! and throttled) belongs with berthd's metrics endpoint; it reuses `common/prometheus.rs`.
 
+#[path = "common/cadvisor_families.rs"]
+mod cadvisor_families;
 #[path = "common/prometheus.rs"]
 mod prometheus;
 
@@ -37,49 +39,6 @@ fn repo() -> PathBuf {
 
 // ---------------------------------------------------------------------------------------------
 // Metric names
-
-/// The families issue 5 names (cAdvisor's), exactly.
-const ISSUE5_FAMILIES: &[&str] = &[
-    "container_cpu_usage_seconds_total",
-    "container_cpu_user_seconds_total",
-    "container_cpu_system_seconds_total",
-    "container_cpu_cfs_periods_total",
-    "container_cpu_cfs_throttled_periods_total",
-    "container_cpu_cfs_throttled_seconds_total",
-    "container_memory_usage_bytes",
-    "container_memory_working_set_bytes",
-    "container_memory_rss",
-    "container_memory_cache",
-    "container_memory_swap",
-    "container_memory_mapped_file",
-    "container_memory_failcnt",
-    "container_memory_max_usage_bytes",
-    "container_oom_events_total",
-    "container_spec_memory_limit_bytes",
-    "container_spec_memory_reservation_limit_bytes",
-    "container_spec_memory_swap_limit_bytes",
-    "container_spec_cpu_quota",
-    "container_spec_cpu_period",
-    "container_spec_cpu_shares",
-    "container_fs_reads_bytes_total",
-    "container_fs_writes_bytes_total",
-    "container_fs_reads_total",
-    "container_fs_writes_total",
-    "container_network_receive_bytes_total",
-    "container_network_transmit_bytes_total",
-    "container_network_receive_packets_total",
-    "container_network_transmit_packets_total",
-    "container_network_receive_errors_total",
-    "container_network_transmit_errors_total",
-    "container_network_receive_packets_dropped_total",
-    "container_network_transmit_packets_dropped_total",
-    "container_processes",
-    "container_threads",
-    "container_start_time_seconds",
-    "container_last_seen",
-    "machine_cpu_cores",
-    "machine_memory_bytes",
-];
 
 /// berth_* families that berthd itself (src/agent/metrics.rs, not the per-container collector
 /// of the metrics crate) exports, as issue 5 describes them ("per-network endpoint and
@@ -138,7 +97,7 @@ fn exported_families() -> BTreeSet<String> {
 
 fn known_names() -> BTreeSet<String> {
     let mut k = exported_families();
-    for n in ISSUE5_FAMILIES
+    for n in cadvisor_families::ISSUE5_FAMILIES
         .iter()
         .chain(BERTHD_FAMILIES)
         .chain(PROMETHEUS_SERIES)

@@ -1,9 +1,12 @@
 //! The exposition: families, HELP/TYPE, labels, escaping, no timestamps, vanished containers,
 //! and `promtool check metrics` when promtool is installed.
 
+#[path = "../../tests/common/cadvisor_families.rs"]
+mod cadvisor_families;
+#[path = "../../tests/common/promtool.rs"]
+mod promtool;
+
 use std::collections::HashSet;
-use std::path::Path;
-use std::process::{Command, Stdio};
 
 use berth_metrics::{
     fixture, CgroupPaths, Collector, CollectorOptions, ContainerInfo, LabelPolicy,
@@ -205,47 +208,7 @@ fn golden_lines() {
         assert!(!text.contains(&absent), "unexpected {absent:?}");
     }
     // Every family the issue names is there.
-    for f in [
-        "container_cpu_usage_seconds_total",
-        "container_cpu_user_seconds_total",
-        "container_cpu_system_seconds_total",
-        "container_cpu_cfs_periods_total",
-        "container_cpu_cfs_throttled_periods_total",
-        "container_cpu_cfs_throttled_seconds_total",
-        "container_memory_usage_bytes",
-        "container_memory_working_set_bytes",
-        "container_memory_rss",
-        "container_memory_cache",
-        "container_memory_swap",
-        "container_memory_mapped_file",
-        "container_memory_failcnt",
-        "container_memory_max_usage_bytes",
-        "container_oom_events_total",
-        "container_spec_memory_limit_bytes",
-        "container_spec_memory_reservation_limit_bytes",
-        "container_spec_memory_swap_limit_bytes",
-        "container_spec_cpu_quota",
-        "container_spec_cpu_period",
-        "container_spec_cpu_shares",
-        "container_fs_reads_bytes_total",
-        "container_fs_writes_bytes_total",
-        "container_fs_reads_total",
-        "container_fs_writes_total",
-        "container_network_receive_bytes_total",
-        "container_network_transmit_bytes_total",
-        "container_network_receive_packets_total",
-        "container_network_transmit_packets_total",
-        "container_network_receive_errors_total",
-        "container_network_transmit_errors_total",
-        "container_network_receive_packets_dropped_total",
-        "container_network_transmit_packets_dropped_total",
-        "container_processes",
-        "container_threads",
-        "container_start_time_seconds",
-        "container_last_seen",
-        "machine_cpu_cores",
-        "machine_memory_bytes",
-    ] {
+    for f in cadvisor_families::ISSUE5_FAMILIES {
         assert!(families.iter().any(|x| x == f), "family {f} missing");
     }
 
@@ -321,15 +284,8 @@ fn self_metrics_and_empty_list() {
     assert!(text.contains("berth_metrics_containers 3\n"));
 }
 
-/// The promlint problems cAdvisor's names are known to cause (docs/metrics.md lists them).
-const KNOWN_LINT: &[&str] = &["container_memory_failcnt"];
-
 #[test]
 fn promtool_check_metrics() {
-    let Some(promtool) = find_promtool() else {
-        eprintln!("promtool not installed (scripts/install-deps.sh installs it): skipped");
-        return;
-    };
     let mut s = setup();
     s.opts.self_metrics = true;
     s.opts.proc_root = std::path::PathBuf::from("/proc");
@@ -337,48 +293,7 @@ fn promtool_check_metrics() {
     let text = Collector::new(s.opts.clone())
         .scrape(&s.containers)
         .to_string();
-    let mut child = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    eprintln!("promtool check metrics:\n{report}");
-    let unexpected: Vec<&str> = report
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .filter(|l| !KNOWN_LINT.iter().any(|k| l.starts_with(&format!("{k} "))))
-        .collect();
-    assert!(
-        unexpected.is_empty(),
-        "promtool problems beyond the known cAdvisor names: {unexpected:#?}"
-    );
-    // Exit 3 = lint problems only (the known ones); anything else is a parse error.
-    assert!(
-        matches!(out.status.code(), Some(0) | Some(3)),
-        "promtool failed: {report}"
-    );
-}
-
-fn find_promtool() -> Option<&'static Path> {
-    ["/usr/bin/promtool", "/usr/local/bin/promtool"]
-        .into_iter()
-        .map(Path::new)
-        .find(|p| p.exists())
+    promtool::check_metrics(&text);
 }
 
 #[test]
