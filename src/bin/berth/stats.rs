@@ -9,7 +9,7 @@ use berth_metrics::stats::{self, binary_size, decimal_size, Sample};
 use berth_metrics::{host, CgroupPaths, CgroupStats, FileReader, MachineInfo};
 use clap::{Args, ValueEnum};
 use std::collections::HashMap;
-use std::io::{self, BufRead, IsTerminal, Seek, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::Path;
 use std::time::Duration;
 
@@ -245,42 +245,25 @@ pub fn events(g: &GlobalOptions, a: &EventsArgs) -> Result<i32> {
     let since = a.since.as_deref().map(parse_time).transpose()?;
     let until = a.until.as_deref().map(parse_time).transpose()?;
     let paths = berth::container::state::Paths::new(&g.root, &g.run_root);
-    let path = events::log_path(&paths);
+    let mut follower = events::Follower::new(&paths);
     let mut out = io::stdout().lock();
-    let mut pos = 0u64;
-    let mut pending = String::new();
     loop {
-        if let Ok(mut f) = std::fs::File::open(&path) {
-            if f.metadata().map(|m| m.len()).unwrap_or(0) < pos {
-                pos = 0; // replaced (a reboot emptied the run root)
+        let mut written = Ok(());
+        follower.poll(|line| {
+            let Ok(ev) = serde_json::from_str::<Event>(line) else {
+                return;
+            };
+            let shown =
+                since.is_none_or(|s| ev.time_nano >= s) && until.is_none_or(|u| ev.time_nano <= u);
+            if shown && written.is_ok() {
+                written = match a.format {
+                    Format::Json => writeln!(out, "{line}"),
+                    Format::Table => writeln!(out, "{}", ev.plain()),
+                };
             }
-            f.seek(io::SeekFrom::Start(pos))?;
-            let mut r = io::BufReader::new(f);
-            loop {
-                let n = r.read_line(&mut pending)?;
-                if n == 0 {
-                    break;
-                }
-                if !pending.ends_with('\n') {
-                    break; // a line being written: read it whole next time
-                }
-                pos += pending.len() as u64;
-                if let Ok(ev) = serde_json::from_str::<Event>(pending.trim_end()) {
-                    let shown = since.is_none_or(|s| ev.time_nano >= s)
-                        && until.is_none_or(|u| ev.time_nano <= u);
-                    if shown {
-                        match a.format {
-                            Format::Json => writeln!(out, "{}", pending.trim_end())?,
-                            Format::Table => writeln!(out, "{}", ev.plain())?,
-                        }
-                    }
-                }
-                pending.clear();
-            }
-            // a partial line stays in `pending`, its bytes not counted yet
-            pending.clear();
-            out.flush()?;
-        }
+        })?;
+        written?;
+        out.flush()?;
         if until.is_some() {
             return Ok(0);
         }
