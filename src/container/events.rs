@@ -183,15 +183,31 @@ pub struct Follower {
     rotated: PathBuf,
     /// The file being read (device, inode) and how far, once one was opened.
     at: Option<((u64, u64), u64)>,
+    /// Whether the first look reads what the files already hold.
+    history: bool,
 }
 
 impl Follower {
+    /// From the oldest event kept.
     pub fn new(paths: &Paths) -> Follower {
         Follower {
             log: log_path(paths),
             rotated: rotated_path(paths),
             at: None,
+            history: true,
         }
+    }
+
+    /// From the events that come after this call only (`docker events` without a time).
+    pub fn from_now(paths: &Paths) -> Follower {
+        let mut f = Follower {
+            history: false,
+            ..Follower::new(paths)
+        };
+        if let Ok(meta) = std::fs::metadata(&f.log) {
+            f.at = Some(((meta.dev(), meta.ino()), meta.len()));
+        }
+        f
     }
 
     /// Calls `line` with each new complete line (without its newline).
@@ -203,7 +219,9 @@ impl Follower {
         match self.at {
             // First look: the history, rotated file included.
             None => {
-                read_lines(&self.rotated, 0, &mut line)?;
+                if self.history {
+                    read_lines(&self.rotated, 0, &mut line)?;
+                }
                 self.at = Some((id, 0));
             }
             // Rotated since: finish the old file where it now lies, then the new one from 0.
@@ -331,6 +349,16 @@ mod tests {
         let new = actions(&paths);
         let kept = old.len() + new.len();
         assert_eq!([old, new].concat(), want[want.len() - kept..]);
+
+        // One from now sees only what comes next, also across a rotation.
+        let mut now = Follower::from_now(&paths);
+        assert!(followed(&mut now).is_empty());
+        for i in 40..50 {
+            append_rotating(&paths, &event(format!("e{i}")), limit);
+        }
+        let next: Vec<String> = (40..50).map(|i| format!("e{i}")).collect();
+        assert_eq!(followed(&mut now), next);
+        let want: Vec<String> = (0..50).map(|i| format!("e{i}")).collect();
 
         // A new follower starts with the history both files hold.
         let history = followed(&mut Follower::new(&paths));

@@ -245,7 +245,12 @@ pub fn events(g: &GlobalOptions, a: &EventsArgs) -> Result<i32> {
     let since = a.since.as_deref().map(parse_time).transpose()?;
     let until = a.until.as_deref().map(parse_time).transpose()?;
     let paths = berth::container::state::Paths::new(&g.root, &g.run_root);
-    let mut follower = events::Follower::new(&paths);
+    // As docker: past events only when a time bounds them, else what happens from now on.
+    let mut follower = if since.is_none() && until.is_none() {
+        events::Follower::from_now(&paths)
+    } else {
+        events::Follower::new(&paths)
+    };
     let mut out = io::stdout().lock();
     loop {
         let mut written = Ok(());
