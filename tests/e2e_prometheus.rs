@@ -20,6 +20,8 @@
 //! Prometheus and berthd by pid, and deletes the bridge and the table. On failure the alerts
 //! and the relevant query results are printed.
 
+#[path = "common/berthd.rs"]
+mod berthd;
 #[path = "common/container_env.rs"]
 mod container_env;
 #[path = "common/forwarding.rs"]

@@ -4,6 +4,8 @@
 //! `berth_t24<k>`, no DNS, and `/metrics` on a free loopback port. Drop kills berthd by pid and
 //! deletes the bridge and the table.
 
+#[path = "common/berthd.rs"]
+mod berthd;
 #[path = "common/container_env.rs"]
 mod container_env;
 #[path = "common/forwarding.rs"]

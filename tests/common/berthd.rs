@@ -48,8 +48,14 @@ impl Berthd {
 
     /// Starts berthd on `root` and `run_root` and waits until it answers.
     pub fn start(n: u32, root: &Path, run_root: &Path) -> Berthd {
+        Self::start_with(n, root, run_root, &Self::config(n))
+    }
+
+    /// [`start`](Self::start) with another `config` (which must keep bridge `brt<n>` and
+    /// table `berth_t<n>`, for Drop to remove them).
+    pub fn start_with(n: u32, root: &Path, run_root: &Path, config: &str) -> Berthd {
         let dir = tempfile::tempdir().expect("temp dir");
-        std::fs::write(dir.path().join("berthd.toml"), Self::config(n)).expect("config");
+        std::fs::write(dir.path().join("berthd.toml"), config).expect("config");
         std::fs::create_dir_all(run_root).expect("run root");
         let mut d = Berthd {
             n,
@@ -72,6 +78,7 @@ impl Berthd {
             .arg(d.socket())
             .env_remove("BERTH_LOG_LEVEL")
             .env_remove("BERTH_SOCKET")
+            .env_remove("BERTHD_METRICS_ADDR")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
