@@ -188,7 +188,8 @@ impl Runtime {
         let pid = spawned.pid();
         // Into the cgroup before the child does anything: a fork bomb is bounded from its
         // first fork once limits exist. On v1 the child joins by itself (cheaper, see
-        // `Cgroup::self_join_files`) before it waits for the go signal.
+        // `Cgroup::self_join_files`) before it waits for the go signal; on v2 it was born
+        // there (`Cgroup::clone_target`) unless the kernel could not.
         if spec.self_join.is_empty() && !spawned.in_cgroup() {
             cgroup.add_pid(pid)?;
         }
