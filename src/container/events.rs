@@ -139,18 +139,19 @@ fn append_rotating(paths: &Paths, event: &Event, rotate_at: u64) {
         })
     }
     .and_then(|()| match &mut *open {
-        Some((_, f)) => {
-            f.write_all(&line)?;
-            if f.metadata()?.len() > rotate_at {
-                *open = None;
-                rotate(paths, rotate_at)?;
-            }
-            Ok(())
-        }
+        Some((_, f)) => f.write_all(&line),
         None => Ok(()),
     });
     if let Err(e) = r {
         tracing::warn!(path = %path.display(), error = %e, "cannot record the event {}", event.action);
+        return;
+    }
+    let full = matches!(&*open, Some((_, f)) if f.metadata().is_ok_and(|m| m.len() > rotate_at));
+    if full {
+        *open = None;
+        if let Err(e) = rotate(paths, rotate_at) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot rotate the event log; it keeps growing");
+        }
     }
 }
 
@@ -233,7 +234,7 @@ impl Follower {
                 }
                 self.at = Some((id, 0));
             }
-            // Same file, shorter than read: replaced in place (the run root emptied).
+            // Same file, shorter than read: truncated.
             Some((was, pos)) if meta.len() < pos => self.at = Some((was, 0)),
             Some(_) => {}
         }

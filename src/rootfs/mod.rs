@@ -398,9 +398,6 @@ impl ContainerRootfs {
     pub fn lowers(&self) -> &LowerLayers {
         &self.lowers
     }
-    pub fn durability(&self) -> Durability {
-        self.durability
-    }
 
     /// Mounts the overlay at `merged/` (in the calling thread's mount namespace).
     pub fn mount(&self) -> Result<(), RootfsError> {
